@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install everything softphone needs on a Debian machine (run as root or with sudo):
+# the Debian packages of its peers and devices, then a .venv with the package and
+# its test extras.  Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+
+DEB_PACKAGES=(
+	sip-tester          # SIPp: interop tests and benchmarks
+	iproute2            # network namespaces for the two-host tests
+	portaudio19-dev     # PyAudio builds against PortAudio
+	libgl1 libglib2.0-0 # OpenCV's GUI wheel needs them at import time
+)
+missing=()
+for p in "${DEB_PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	$SUDO apt-get update
+	$SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+	"$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+echo "setup done: $(.venv/bin/softphone --version)"

@@ -1,0 +1,540 @@
+"""The Call: one INVITE dialog as an explicit state machine, joining SIP and SDP.
+
+Pure: SIP events and user actions go in, commands come out (send this request or
+response, start/update/stop media, the call ended). The phone carries them out.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field, replace
+
+from softphone.errors import SdpError, StateError
+from softphone.sdp.model import SessionDescription
+from softphone.sdp.negotiate import NegotiatedStream, SessionConfig, StreamConfig, answer_offer, build_offer, process_answer
+from softphone.sip.dialog import Dialog, LocalAddress, ack_for_2xx, cancel_for, random_token
+from softphone.sip.endpoint import build_response
+from softphone.sip.headers import NameAddress
+from softphone.sip.message import Headers, Request, Response
+from softphone.sip.uri import SipUri
+
+log = logging.getLogger(__name__)
+
+SDP = "application/sdp"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+
+# (state, input) -> next state. Anything else is illegal and raises StateError.
+TRANSITIONS: dict[tuple[str, str], str] = {
+    # caller
+    ("idle", "invite"): "calling",
+    ("calling", "provisional"): "early",
+    ("early", "provisional"): "early",
+    ("calling", "accepted"): "confirmed",
+    ("early", "accepted"): "confirmed",
+    ("calling", "failed"): "terminated",
+    ("early", "failed"): "terminated",
+    ("calling", "cancel"): "cancelling",
+    ("early", "cancel"): "cancelling",
+    ("cancelling", "provisional"): "cancelling",
+    ("cancelling", "failed"): "terminated",
+    ("cancelling", "accepted"): "terminating",
+    # callee
+    ("idle", "offer"): "incoming",
+    ("incoming", "ring"): "ringing",
+    ("incoming", "answer"): "answered",
+    ("ringing", "answer"): "answered",
+    ("incoming", "reject"): "terminated",
+    ("ringing", "reject"): "terminated",
+    ("incoming", "cancelled"): "terminated",
+    ("ringing", "cancelled"): "terminated",
+    ("answered", "ack"): "confirmed",
+    ("answered", "ack_timeout"): "terminating",
+    ("answered", "hangup"): "terminating",
+    ("answered", "bye"): "terminated",
+    # both
+    ("confirmed", "hangup"): "terminating",
+    ("confirmed", "bye"): "terminated",
+    ("confirmed", "dialog_lost"): "terminating",
+    ("terminating", "bye"): "terminated",
+    ("terminating", "bye_done"): "terminated",
+}
+
+
+# ------------------------------------------------------------------ commands
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    request: Request
+    target: SipUri
+
+
+@dataclass(frozen=True)
+class SendResponse:
+    request: Request
+    response: Response
+
+
+@dataclass(frozen=True)
+class MediaUpdate:
+    """Start media, or follow a new negotiation (address, port, codec, direction)."""
+
+    streams: tuple[NegotiatedStream, ...]
+
+
+@dataclass(frozen=True)
+class MediaStop:
+    pass
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    state: str
+    sip_code: int | None = None
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    result: str  # completed, rejected, cancelled, timeout, error
+    sip_code: int | None
+    reason: str
+
+
+Command = SendRequest | SendResponse | MediaUpdate | MediaStop | StateChanged | CallEnded
+
+
+@dataclass(frozen=True)
+class CallSetup:
+    """What a call needs to know about us."""
+
+    local: LocalAddress
+    identity: NameAddress  # our From / To (without tag)
+    media: SessionConfig
+    user_agent: str | None = None
+    outbound_route: tuple[NameAddress, ...] = ()
+
+
+@dataclass
+class Call:
+    role: str  # "uac" or "uas"
+    setup: CallSetup
+    call_id: str
+    state: str = "idle"
+    dialog: Dialog | None = None
+    invite: Request | None = None
+    streams: tuple[NegotiatedStream, ...] = ()
+    local_sdp: SessionDescription | None = None
+    remote_sdp: SessionDescription | None = None
+    held: bool = False
+    final_code: int | None = None
+    result: str | None = None
+    _local_tag: str = field(default_factory=random_token)
+    _sdp_version: int = 0
+    _sdp_id: int = field(default_factory=lambda: random.SystemRandom().randint(1, 2**31))
+    _ack: Request | None = None
+    _cancel_pending: bool = False
+    _got_provisional: bool = False
+    _reinvite: Request | None = None
+    _reinvite_offer: SessionDescription | None = None
+    _bye: Request | None = None
+
+    # ---------------------------------------------------------------- table
+
+    def _go(self, event: str) -> str:
+        try:
+            self.state = TRANSITIONS[(self.state, event)]
+        except KeyError:
+            raise StateError("Call", self.state, event) from None
+        return self.state
+
+    @property
+    def ended(self) -> bool:
+        return self.state == "terminated"
+
+    @property
+    def remote_party(self) -> str:
+        if self.dialog is not None:
+            return str(self.dialog.remote_uri.uri)
+        if self.invite is not None:
+            return str(self.invite.to_addr.uri if self.role == "uac" else self.invite.from_addr.uri)
+        return ""
+
+    def _contact(self) -> SipUri:
+        return self.setup.local.contact_uri(self.setup.identity.uri.user)
+
+    def _session(self, direction: str | None = None) -> SessionConfig:
+        self._sdp_version += 1
+        streams = self.setup.media.streams
+        if direction is not None:
+            streams = tuple(replace(s, direction=direction) if s.port else s for s in streams)
+        return replace(self.setup.media, session_id=self._sdp_id, session_version=self._sdp_version, streams=streams)
+
+    def _end(self, result: str, code: int | None, reason: str) -> list[Command]:
+        self.result = result
+        self.final_code = code
+        commands: list[Command] = []
+        if self.streams:
+            commands.append(MediaStop())
+            self.streams = ()
+        commands.append(StateChanged("ended", code))
+        commands.append(CallEnded(result, code, reason))
+        return commands
+
+    # ------------------------------------------------------------ caller side
+
+    @classmethod
+    def outgoing(cls, target: SipUri, setup: CallSetup, *, to: NameAddress | None = None) -> tuple[Call, list[Command]]:
+        call = cls("uac", setup, call_id=f"{random_token(16)}@{setup.local.host}")
+        call._go("invite")
+        offer = build_offer(call._session())
+        call.local_sdp = offer
+        body = str(offer).encode()
+        pairs: list[tuple[str, str]] = [
+            ("Via", str(setup.local.via())),
+            ("Max-Forwards", "70"),
+            ("From", str(setup.identity.with_tag(call._local_tag))),
+            ("To", str(to or NameAddress(target.without_params("transport")))),
+            ("Call-ID", call.call_id),
+            ("CSeq", f"{random.SystemRandom().randint(1, 2**20)} INVITE"),
+            ("Contact", f"<{call._contact()}>"),
+        ]
+        pairs += [("Route", str(r)) for r in setup.outbound_route]
+        pairs += [("Allow", ALLOW), ("Supported", "replaces")]
+        if setup.user_agent:
+            pairs.append(("User-Agent", setup.user_agent))
+        pairs.append(("Content-Type", SDP))
+        call.invite = Request("INVITE", target, Headers.of(*pairs), body)
+        hop = setup.outbound_route[0].uri if setup.outbound_route else target
+        return call, [SendRequest(call.invite, hop), StateChanged("calling")]
+
+    def replace_invite(self, invite: Request) -> None:
+        """The INVITE was re-sent (e.g. with credentials after a 407)."""
+        self.invite = invite
+
+    def on_response(self, response: Response, request: Request) -> list[Command]:
+        if request.method == "INVITE" and self._reinvite is not None and request.cseq == self._reinvite.cseq:
+            return self._on_reinvite_response(response)
+        if request.method == "BYE":
+            return self._end_after_bye(response.status)
+        if request.method != "INVITE" or self.invite is None or request.cseq != self.invite.cseq:
+            return []
+        status = response.status
+        if status < 200:
+            return self._on_provisional(response)
+        if status < 300:
+            return self._on_answer(response)
+        if self.state in ("calling", "early", "cancelling"):
+            cancelled = self.state == "cancelling" and status == 487
+            self._go("failed")
+            result = "cancelled" if cancelled else "rejected"
+            return self._end(result, status, response.reason)
+        return []
+
+    def _on_provisional(self, response: Response) -> list[Command]:
+        if status_is_trying(response):
+            return [StateChanged("trying", 100)] if self.state == "calling" else []
+        commands: list[Command] = []
+        first = not self._got_provisional
+        self._got_provisional = True
+        if self.state == "cancelling":
+            if first and self._cancel_pending:
+                return self._send_cancel()
+            return []
+        self._go("provisional")
+        name = "ringing" if response.status == 180 else "progress"
+        commands.append(StateChanged(name, response.status))
+        if self._cancel_pending and first:
+            commands += self._send_cancel()
+        return commands
+
+    def _on_answer(self, response: Response) -> list[Command]:
+        assert self.invite is not None
+        if self.state in ("confirmed", "terminating", "terminated"):
+            # a retransmitted 2xx: RFC 3261 §13.2.2.4 "The UAC core MUST generate an ACK
+            # request for each 2xx received from the transaction layer."
+            if self._ack is not None and self.dialog is not None and response.to_addr.tag == self.dialog.remote_tag:
+                return [SendRequest(self._ack, self.dialog.next_hop())]
+            return []
+        self.dialog = Dialog.as_uac(self.invite, response)
+        self._ack = ack_for_2xx(self.dialog, self.invite, self.setup.local, self.setup.user_agent)
+        hop = self.dialog.next_hop()
+        commands: list[Command] = [SendRequest(self._ack, hop)]
+        if self.state == "cancelling":
+            # the 2xx crossed our CANCEL: acknowledge it, then hang up
+            self._go("accepted")
+            self._bye = self.dialog.create_request("BYE", self.setup.local, None, user_agent=self.setup.user_agent)
+            return [*commands, SendRequest(self._bye, hop)]
+        try:
+            answer = SessionDescription.parse(response.body)
+            assert self.local_sdp is not None
+            self.streams = tuple(process_answer(self.local_sdp, answer))
+            self.remote_sdp = answer
+        except SdpError as exc:
+            # RFC 3261 §13.2.2.4: a bad answer in a 2xx: acknowledge, then end the call.
+            self._go("accepted")
+            self._go("hangup")
+            self._bye = self.dialog.create_request("BYE", self.setup.local, None, user_agent=self.setup.user_agent)
+            self.result, self.final_code = "error", 488
+            log.warning("bad SDP answer: %s", exc)
+            return [*commands, SendRequest(self._bye, hop), StateChanged("error", 488)]
+        self._go("accepted")
+        self.final_code = response.status
+        commands += [StateChanged("answered", response.status), StateChanged("confirmed", response.status)]
+        commands.append(MediaUpdate(self.streams))
+        return commands
+
+    def _send_cancel(self) -> list[Command]:
+        assert self.invite is not None
+        self._cancel_pending = False
+        return [SendRequest(cancel_for(self.invite), self.invite.uri)]
+
+    # ------------------------------------------------------------ callee side
+
+    @classmethod
+    def incoming(cls, request: Request, setup: CallSetup) -> tuple[Call, list[Command]]:
+        """A new INVITE. Returns the call and, when the offer is unacceptable, its 488."""
+        call = cls("uas", setup, call_id=request.call_id)
+        call.invite = request
+        call._go("offer")
+        call.dialog = Dialog.as_uas(request, call._local_tag)
+        if request.body:
+            try:
+                offer = SessionDescription.parse(request.body)
+                answer, streams = answer_offer(offer, call._session())
+            except SdpError as exc:
+                call._go("reject")
+                response = call._response(488, extra=(("Warning", f'304 softphone "{_clean(str(exc))}"'),))
+                return call, [SendResponse(request, response), *call._end("rejected", 488, str(exc))]
+            call.remote_sdp, call.local_sdp, call.streams = offer, answer, tuple(streams)
+        return call, [StateChanged("incoming")]
+
+    def _response(self, status: int, *, body: bytes = b"", extra: tuple[tuple[str, str], ...] = ()) -> Response:
+        assert self.invite is not None
+        pairs = list(extra)
+        if 100 < status < 300 and self.invite.method == "INVITE":
+            pairs.append(("Contact", f"<{self._contact()}>"))
+        if status >= 200:
+            pairs += [("Allow", ALLOW)]
+        if self.setup.user_agent:
+            pairs.append(("User-Agent", self.setup.user_agent))
+        return build_response(self.invite, status, to_tag=self._local_tag, extra=pairs, body=body,
+                              content_type=SDP if body else None)
+
+    def ring(self) -> list[Command]:
+        assert self.invite is not None
+        self._go("ring")
+        return [SendResponse(self.invite, self._response(180)), StateChanged("ringing", 180)]
+
+    def answer(self) -> list[Command]:
+        assert self.invite is not None
+        self._go("answer")
+        if self.local_sdp is None:
+            # no offer in the INVITE: RFC 3264 §5 — our offer goes in the 2xx, the answer in the ACK
+            self.local_sdp = build_offer(self._session())
+        response = self._response(200, body=str(self.local_sdp).encode())
+        self.final_code = 200
+        commands: list[Command] = [SendResponse(self.invite, response), StateChanged("answered", 200)]
+        if self.streams:
+            commands.append(MediaUpdate(self.streams))
+        return commands
+
+    def reject(self, status: int = 486) -> list[Command]:
+        assert self.invite is not None
+        self._go("reject")
+        return [SendResponse(self.invite, self._response(status)), *self._end("rejected", status, "rejected")]
+
+    # ------------------------------------------------------------ both sides
+
+    def hangup(self) -> list[Command]:
+        """End the call whatever its state: CANCEL, reject, or BYE."""
+        if self.state in ("calling", "early"):
+            self._go("cancel")
+            if self._got_provisional:
+                return [*self._send_cancel(), StateChanged("cancelling")]
+            # RFC 3261 §9.1: "If no provisional response has been received, the CANCEL
+            # request MUST NOT be sent; rather, the client MUST wait for the arrival of a
+            # provisional response before sending the request."
+            self._cancel_pending = True
+            return [StateChanged("cancelling")]
+        if self.state in ("incoming", "ringing"):
+            return self.reject(603)
+        if self.state in ("confirmed", "answered"):
+            assert self.dialog is not None
+            self._go("hangup")
+            self._bye = self.dialog.create_request("BYE", self.setup.local, None, user_agent=self.setup.user_agent)
+            return [SendRequest(self._bye, self.dialog.next_hop()), StateChanged("terminating")]
+        return []
+
+    def hold(self) -> list[Command]:
+        return self._reinvite_with("sendonly")
+
+    def resume(self) -> list[Command]:
+        return self._reinvite_with("sendrecv")
+
+    def _reinvite_with(self, direction: str) -> list[Command]:
+        if self.state != "confirmed" or self.dialog is None:
+            raise StateError("Call", self.state, "re-INVITE")
+        if self._reinvite is not None:
+            raise StateError("Call", "re-INVITE pending", "re-INVITE")
+        offer = build_offer(self._session(direction))
+        self._reinvite_offer = offer
+        self._reinvite = self.dialog.create_request("INVITE", self.setup.local, self._contact(),
+                                                    user_agent=self.setup.user_agent, body=str(offer).encode(),
+                                                    content_type=SDP)
+        self.held = direction != "sendrecv"
+        return [SendRequest(self._reinvite, self.dialog.next_hop())]
+
+    def _on_reinvite_response(self, response: Response) -> list[Command]:
+        assert self._reinvite is not None and self.dialog is not None
+        if response.status < 200:
+            return []
+        request, offer = self._reinvite, self._reinvite_offer
+        self._reinvite = self._reinvite_offer = None
+        if response.status >= 300:
+            self.held = not self.held
+            if response.status in (408, 481):
+                # RFC 5057 §5.1: these responses end the dialog
+                self._go("dialog_lost")
+                self._bye = self.dialog.create_request("BYE", self.setup.local, None, user_agent=self.setup.user_agent)
+                return [SendRequest(self._bye, self.dialog.next_hop())]
+            return [StateChanged("reinvite_failed", response.status)]
+        self.dialog.update_from_response(response)
+        ack = ack_for_2xx(self.dialog, request, self.setup.local, self.setup.user_agent)
+        commands: list[Command] = [SendRequest(ack, self.dialog.next_hop())]
+        try:
+            assert offer is not None
+            self.streams = tuple(process_answer(offer, SessionDescription.parse(response.body)))
+            self.local_sdp = offer
+        except SdpError as exc:
+            log.warning("bad SDP in re-INVITE answer: %s", exc)
+            return commands
+        return [*commands, MediaUpdate(self.streams), StateChanged("held" if self.held else "resumed")]
+
+    def on_request(self, request: Request) -> list[Command]:
+        """A request inside this call's dialog (or a CANCEL of its INVITE)."""
+        method = request.method
+        if method == "CANCEL":
+            return self._on_cancel(request)
+        if method == "ACK":
+            return self._on_ack(request)
+        assert self.dialog is not None
+        if not self.dialog.accept_remote_seq(request):
+            return [SendResponse(request, build_response(request, 500, extra=(("Retry-After", "1"),)))]
+        if method == "BYE":
+            ok = SendResponse(request, build_response(request, 200))
+            if self.state in ("confirmed", "answered", "terminating"):
+                self._go("bye")
+                return [ok, *self._end(self.result or "completed", self.final_code or 200, "remote hangup")]
+            return [ok]
+        if method == "INVITE":
+            return self._on_reinvite(request)
+        if method in ("OPTIONS", "INFO", "UPDATE"):
+            return [SendResponse(request, build_response(request, 200, extra=(("Allow", ALLOW),)))]
+        return [SendResponse(request, build_response(request, 501, extra=(("Allow", ALLOW),)))]
+
+    def _on_cancel(self, request: Request) -> list[Command]:
+        ok = SendResponse(request, build_response(request, 200, to_tag=self._local_tag))
+        if self.state not in ("incoming", "ringing") or self.invite is None:
+            return [ok]
+        self._go("cancelled")
+        # RFC 3261 §9.2: "the UAS SHOULD then respond to the INVITE with a 487"
+        terminated = SendResponse(self.invite, self._response(487))
+        return [ok, terminated, *self._end("cancelled", 487, "cancelled by the caller")]
+
+    def _on_ack(self, request: Request) -> list[Command]:
+        if self.state != "answered" or self.invite is None or request.cseq.number != self.invite.cseq.number:
+            return []
+        self._go("ack")
+        commands: list[Command] = [StateChanged("confirmed", 200)]
+        if not self.streams and request.body and self.local_sdp is not None:
+            try:
+                self.remote_sdp = SessionDescription.parse(request.body)
+                self.streams = tuple(process_answer(self.local_sdp, self.remote_sdp))
+                commands.append(MediaUpdate(self.streams))
+            except SdpError as exc:
+                log.warning("bad SDP answer in ACK: %s", exc)
+                return [*commands, *self.hangup()]
+        return commands
+
+    def _on_reinvite(self, request: Request) -> list[Command]:
+        assert self.dialog is not None
+        if self.state != "confirmed" or self._reinvite is not None:
+            # RFC 3261 §14.2: "A UAS that receives a second INVITE before it sends the
+            # final response to a first INVITE with a lower CSeq ... MUST return a 500";
+            # a re-INVITE crossing our own gets 491 (glare).
+            status = 491 if self._reinvite is not None else 500
+            return [SendResponse(request, build_response(request, status))]
+        if request.contacts:
+            self.dialog.remote_target = request.contacts[0].uri
+        body = b""
+        streams = self.streams
+        if request.body:
+            try:
+                offer = SessionDescription.parse(request.body)
+                answer, negotiated = answer_offer(offer, self._session())
+            except SdpError as exc:
+                return [SendResponse(request, build_response(request, 488, extra=(("Warning", f'304 softphone "{_clean(str(exc))}"'),)))]
+            self.remote_sdp, self.local_sdp, streams = offer, answer, tuple(negotiated)
+            body = str(answer).encode()
+        elif self.local_sdp is not None:
+            body = str(self.local_sdp).encode()
+        pairs = (("Contact", f"<{self._contact()}>"), ("Allow", ALLOW))
+        response = build_response(request, 200, extra=pairs, body=body, content_type=SDP if body else None)
+        self.streams = streams
+        held = all(s.direction in ("recvonly", "inactive") for s in streams if not s.declined)
+        state = "held_by_peer" if held else "resumed"
+        return [SendResponse(request, response), MediaUpdate(self.streams), StateChanged(state)]
+
+    def on_timeout(self, request: Request) -> list[Command]:
+        """A client transaction of ours got no answer (Timer B or F)."""
+        if request.method == "INVITE" and self.invite is not None and request.cseq == self.invite.cseq:
+            if self.state in ("calling", "early", "cancelling"):
+                self._go("failed")
+                return self._end("timeout", 408, "no response")
+        if request.method == "INVITE" and self._reinvite is not None and request.cseq == self._reinvite.cseq:
+            return self._on_reinvite_response(Response(408, "Request Timeout", request.headers))
+        if request.method == "BYE":
+            return self._end_after_bye(408)
+        if request.method == "CANCEL" and self.state == "cancelling":
+            self._go("failed")
+            return self._end("cancelled", None, "no answer to CANCEL")
+        return []
+
+    def on_answer_timeout(self) -> list[Command]:
+        """Our 2xx was never acknowledged: RFC 3261 §13.3.1.4 "the UAS core SHOULD ... send a BYE"."""
+        if self.state != "answered" or self.dialog is None:
+            return []
+        self._go("ack_timeout")
+        self.result, self.final_code = "error", 408
+        self._bye = self.dialog.create_request("BYE", self.setup.local, None, user_agent=self.setup.user_agent)
+        return [SendRequest(self._bye, self.dialog.next_hop())]
+
+    def _end_after_bye(self, status: int) -> list[Command]:
+        if self.state != "terminating":
+            return []
+        self._go("bye_done")
+        return self._end(self.result or "completed", self.final_code or 200, "local hangup")
+
+
+def status_is_trying(response: Response) -> bool:
+    return response.status == 100
+
+
+def _clean(text: str) -> str:
+    return text.replace('"', "'").replace("\r", " ").replace("\n", " ")[:120]
+
+
+__all__ = [
+    "Call",
+    "CallEnded",
+    "CallSetup",
+    "Command",
+    "MediaStop",
+    "MediaUpdate",
+    "SendRequest",
+    "SendResponse",
+    "StateChanged",
+    "StreamConfig",
+    "TRANSITIONS",
+]

@@ -1,0 +1,285 @@
+"""The ``softphone`` command: argument parsing, one function per subcommand, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TextIO
+
+from softphone import __version__
+from softphone.config import Config, default_config, default_config_path, load
+from softphone.errors import CallFailed, ConfigError, NoResponse, ParseError, SoftphoneError, UsageError
+
+log = logging.getLogger("softphone")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range 0..65535: {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="softphone", description="A scriptable SIP softphone.")
+    parser.add_argument("--version", action="version", version=f"softphone {__version__}")
+    parser.add_argument("-c", "--config", metavar="FILE", help="INI file (default: $SOFTPHONE_CONFIG, "
+                        "else ~/.config/softphone/softphonerc, else built-in defaults)")
+    parser.add_argument("--bind", metavar="ADDR", help="local IP address to listen on and advertise")
+    parser.add_argument("--sip-port", type=_port, metavar="N", help="SIP port for UDP and TCP (0 = any free port)")
+    parser.add_argument("--rtp-port", type=_port, metavar="N", help="first RTP port (audio N, video N+2; 0 = any)")
+    parser.add_argument("--t1-ms", type=int, metavar="MS", help="SIP timer T1 in milliseconds (default 500)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging; -vv prints SIP messages")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line for each event, then a summary")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def media_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--no-video", action="store_true", help="audio only")
+        p.add_argument("--audio-codec", metavar="NAME", help="offer/accept only this audio codec (e.g. PCMU)")
+        p.add_argument("--video-codec", metavar="NAME", help="offer/accept only this video codec (e.g. VP8)")
+
+    call = sub.add_parser("call", help="call a SIP URI")
+    call.add_argument("uri", help="who to call, e.g. sip:alice@10.0.0.2")
+    call.add_argument("--duration", type=_seconds, metavar="S", help="hang up after S seconds in the call")
+    call.add_argument("--transport", choices=("udp", "tcp"), help="transport for this call")
+    call.add_argument("--timeout", type=_seconds, metavar="S", help="give up (CANCEL) if not answered within S seconds")
+    media_options(call)
+
+    answer = sub.add_parser("answer", help="wait for incoming calls")
+    answer.add_argument("--auto", action="store_true", help="answer every call")
+    answer.add_argument("--delay", type=_seconds, default=None, metavar="S", help="answer after S seconds of ringing")
+    answer.add_argument("--allow", nargs="+", default=[], metavar="PATTERN", help="only accept callers matching these")
+    answer.add_argument("--max-calls", type=int, metavar="N", help="simultaneous calls; more get 486 Busy Here")
+    answer.add_argument("--once", action="store_true", help="exit after the first call ends")
+    answer.add_argument("--reject", type=int, metavar="CODE", help="answer every call with this final status")
+    answer.add_argument("--duration", type=_seconds, metavar="S", help="hang up each call after S seconds")
+    media_options(answer)
+
+    sub.add_parser("demo", help="call a built-in auto-answer peer on loopback and print the timeline")
+    return parser
+
+
+class Output:
+    """Events as JSON lines (``--json``) or as short human lines."""
+
+    def __init__(self, as_json: bool, stream: TextIO | None = None) -> None:
+        self.as_json = as_json
+        self.stream = stream or sys.stdout
+
+    def event(self, event: dict[str, Any]) -> None:
+        if self.as_json:
+            self.stream.write(json.dumps(event, sort_keys=False) + "\n")
+        else:
+            text = _human(event)
+            if text:
+                self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _human(event: dict[str, Any]) -> str | None:
+    kind = event.get("event")
+    if kind == "listening":
+        return f"listening on {event['transport']} {event['host']}:{event['port']}"
+    if kind == "incoming":
+        return f"incoming call from {event['from']}"
+    if kind == "state" and event["state"] not in ("ended",):
+        code = f" ({event['sip_code']})" if event.get("sip_code") else ""
+        return f"call {event['state']}{code}"
+    if kind == "call_end":
+        code = f" {event['sip_code']}" if event.get("sip_code") else ""
+        return f"call ended: {event['result']}{code}"
+    return None
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    path = args.config or default_config_path()
+    config = load(path) if path else default_config()
+    if args.sip_port is not None:
+        config = config.with_values("sip", sip_port=args.sip_port, sip_tcp_port=args.sip_port)
+    if args.t1_ms is not None:
+        if args.t1_ms <= 0:
+            raise UsageError("--t1-ms must be positive")
+        config = config.with_values("sip", t1_ms=args.t1_ms)
+    if args.rtp_port is not None:
+        port = args.rtp_port
+        config = config.with_values("rtp", audio_rtp_port=(port, port), video_rtp_port=(port + 2, port + 2) if port else (0, 0))
+    return config
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("softphone.wire").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        _setup_logging(args.verbose)
+        config = _load_config(args)
+        command: Callable[[argparse.Namespace, Config, Output], Coroutine[Any, Any, int]] = COMMANDS[args.command]
+        return asyncio.run(command(args, config, Output(args.json)))
+    except SoftphoneError as exc:
+        print(f"softphone: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ParseError as exc:
+        print(f"softphone: {exc}", file=sys.stderr)
+        return UsageError.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+
+
+async def cmd_call(args: argparse.Namespace, config: Config, out: Output) -> int:
+    from softphone.phone import MediaChoice, Phone
+
+    phone = Phone(config, bind=args.bind, on_event=out.event)
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    await phone.start()
+    try:
+        media = MediaChoice(args.audio_codec, args.video_codec, not args.no_video)
+        session = await phone.call(args.uri, transport=args.transport, media=media)
+        stopper = asyncio.create_task(stop.wait())
+        timeout = args.timeout
+
+        async def answered_then_duration() -> None:
+            if timeout is not None:
+                try:
+                    await session.wait_state("confirmed", timeout)
+                except (asyncio.TimeoutError, SoftphoneError):
+                    return
+            if args.duration is not None:
+                await session.wait_state("confirmed", 3600)
+                await asyncio.sleep(args.duration)
+
+        timer = asyncio.create_task(answered_then_duration())
+        waiters = {stopper, asyncio.ensure_future(asyncio.shield(session.done))}
+        if timeout is not None or args.duration is not None:
+            waiters.add(timer)
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if not session.done.done():
+            session.hangup()
+        summary = await session.wait(timeout=40)
+        stopper.cancel()
+        timer.cancel()
+    finally:
+        await phone.close()
+    out.event({"event": "summary", **summary})
+    return _exit_code(summary)
+
+
+def _exit_code(summary: dict[str, Any]) -> int:
+    result = summary.get("result")
+    if result in ("completed", "cancelled"):
+        return 0
+    if result == "timeout":
+        print(f"softphone: {NoResponse('no response from the peer')}", file=sys.stderr)
+        return NoResponse.exit_code
+    code = summary.get("sip_code")
+    print(f"softphone: {CallFailed(code or 0, summary.get('reason') or '')}", file=sys.stderr)
+    return CallFailed.exit_code
+
+
+async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> int:
+    from softphone.phone import IncomingPolicy, MediaChoice, Phone
+
+    if args.reject is not None and not 300 <= args.reject <= 699:
+        raise UsageError("--reject needs a final failure status 300..699")
+    ended = asyncio.Event()
+
+    def on_event(event: dict[str, Any]) -> None:
+        out.event(event)
+        if event.get("event") == "call_end":
+            ended.set()
+
+    phone = Phone(config, bind=args.bind, on_event=on_event)
+    delay = args.delay if args.delay is not None else config.sip.auto_answer_delay_ms / 1000
+    phone.policy = IncomingPolicy(
+        auto_answer=args.auto or config.sip.auto_answer,
+        delay=delay,
+        allow=tuple(args.allow),
+        max_calls=args.max_calls if args.max_calls is not None else config.misc.max_calls,
+        reject=args.reject,
+        ring_timeout=float(config.sip.inc_timeout),
+    )
+    phone.media_choice = MediaChoice(args.audio_codec, args.video_codec, not args.no_video)
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    await phone.start()
+    hangups: set[asyncio.Task[None]] = set()
+    try:
+        while not stop.is_set():
+            ended.clear()
+            waiter = asyncio.create_task(ended.wait())
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait({waiter, stopper}, timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stopper.cancel()
+            if args.duration is not None:
+                for session in phone.sessions.values():
+                    if session.call.state == "confirmed" and session.call_id not in {t.get_name() for t in hangups}:
+                        task = asyncio.create_task(_hangup_after(session, args.duration), name=session.call_id)
+                        hangups.add(task)
+            if args.once and phone.finished:
+                break
+    finally:
+        for task in hangups:
+            task.cancel()
+        await phone.close()
+    answered = sum(1 for s in phone.finished if s.get("timeline", {}).get("answered") is not None)
+    out.event({"event": "summary", "calls": phone.finished, "answered": answered})
+    return 0
+
+
+async def _hangup_after(session: Any, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    if not session.done.done():
+        session.hangup()
+
+
+async def cmd_demo(args: argparse.Namespace, config: Config, out: Output) -> int:
+    from softphone.demo import run_demo
+
+    return await run_demo(config, out, as_json=args.json)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Config, Output], Coroutine[Any, Any, int]]] = {
+    "call": cmd_call,
+    "answer": cmd_answer,
+    "demo": cmd_demo,
+}
+
+__all__ = ["ConfigError", "build_parser", "main"]

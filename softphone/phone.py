@@ -1,0 +1,485 @@
+"""The composition root: config -> endpoint, transports, calls, media; the Python API.
+
+    phone = Phone(config, bind="127.0.0.1")
+    await phone.start()
+    session = await phone.call("sip:alice@127.0.0.1:5070")
+    summary = await session.wait()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from softphone import __version__
+from softphone.call import (
+    Call,
+    CallEnded,
+    CallSetup,
+    Command,
+    MediaStop,
+    MediaUpdate,
+    SendRequest,
+    SendResponse,
+    StateChanged,
+)
+from softphone.codecs import registry
+from softphone.config import Config
+from softphone.errors import ConfigError, ParseError, StateError, TransportError, UsageError
+from softphone.net.rtp import RtpPortPair, open_port_pair
+from softphone.net.sip import SipNetwork, is_unspecified
+from softphone.sdp.negotiate import CodecSpec, NegotiatedStream, SessionConfig, StreamConfig
+from softphone.sip.endpoint import (
+    AckReceived,
+    AnswerTimedOut,
+    Endpoint,
+    Event,
+    Peer,
+    RequestReceived,
+    ResponseReceived,
+    TransactionTimedOut,
+    build_response,
+)
+from softphone.sip.headers import NameAddress
+from softphone.sip.message import Request
+from softphone.sip.transaction import Timers
+from softphone.sip.uri import SipUri
+
+log = logging.getLogger(__name__)
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+MEDIA_STATE = "negotiated-not-streamed"  # RTP ports are open; streaming is not implemented yet
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class IncomingPolicy:
+    """What to do with incoming calls."""
+
+    auto_answer: bool = False
+    delay: float = 0.0
+    allow: tuple[str, ...] = ()  # fnmatch patterns on the caller's URI; empty = everyone
+    max_calls: int = 10
+    reject: int | None = None  # answer every INVITE with this final code
+    ring_timeout: float = 30.0
+
+
+@dataclass
+class MediaChoice:
+    """Codecs and streams a call offers or accepts."""
+
+    audio_codec: str | None = None
+    video_codec: str | None = None
+    video: bool = True
+
+
+@dataclass
+class CallSession:
+    """A call as the phone's user sees it."""
+
+    phone: Phone
+    call: Call
+    transport: str
+    started: float
+    ports: list[RtpPortPair] = field(default_factory=list)
+    timeline: dict[str, float] = field(default_factory=dict)
+    done: asyncio.Future[dict[str, Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    states: list[str] = field(default_factory=list)
+
+    @property
+    def call_id(self) -> str:
+        return self.call.call_id
+
+    @property
+    def state(self) -> str:
+        return self.call.state
+
+    def mark(self, name: str) -> None:
+        self.timeline.setdefault(name, round(time.monotonic() - self.started, 6))
+
+    async def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        return await asyncio.wait_for(asyncio.shield(self.done), timeout)
+
+    async def wait_state(self, state: str, timeout: float = 30.0) -> None:
+        async def poll() -> None:
+            while state not in self.states:
+                if self.done.done():
+                    raise StateError("Call", self.call.state, f"wait for {state}")
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(poll(), timeout)
+
+    def hangup(self) -> None:
+        self.phone.execute(self, self.call.hangup())
+
+    def hold(self) -> None:
+        self.phone.execute(self, self.call.hold())
+
+    def resume(self) -> None:
+        self.phone.execute(self, self.call.resume())
+
+    def summary(self) -> dict[str, Any]:
+        streams: dict[str, Any] = {"audio": None, "video": None}
+        for stream in self.call.streams:
+            streams[stream.kind] = _stream_summary(stream)
+        return {
+            "result": self.call.result,
+            "sip_code": self.call.final_code,
+            "call_id": self.call_id,
+            "direction": "outgoing" if self.call.role == "uac" else "incoming",
+            "remote_party": self.call.remote_party,
+            "transport": self.transport,
+            "timeline": dict(self.timeline),
+            **streams,
+        }
+
+
+def _stream_summary(stream: NegotiatedStream) -> dict[str, Any]:
+    remote = None
+    if stream.remote_address is not None:
+        host = stream.remote_address
+        remote = f"[{host}]:{stream.remote_port}" if ":" in host else f"{host}:{stream.remote_port}"
+    return {
+        "codec": stream.codec.name if stream.codec else None,
+        "payload_type": stream.send_payload_type,
+        "local_port": stream.local_port,
+        "remote": remote,
+        "direction": stream.direction,
+        "declined": stream.declined,
+        "media": MEDIA_STATE,
+    }
+
+
+def codec_specs(kind: str, config: Config, only: str | None = None) -> tuple[CodecSpec, ...]:
+    """The codecs to offer: ``only`` alone, else the config's enabled entries, else all."""
+    if only is not None:
+        infos = [registry.lookup(only, kind)]
+        if kind == "audio" and infos[0].name != "telephone-event":
+            infos.append(registry.lookup("telephone-event", "audio"))
+    else:
+        entries = config.audio_codecs if kind == "audio" else config.video_codecs
+        if entries:
+            infos = []
+            for entry in entries:
+                info = registry.find(entry.mime, entry.rate, entry.channels) or registry.find(entry.mime, entry.rate, 2)
+                if info is None:
+                    log.warning("%s codec %s/%s is not available; skipped", kind, entry.mime, entry.rate)
+                elif entry.enabled:
+                    infos.append(info)
+        else:
+            infos = [registry.lookup(name, kind) for name in registry.names(kind)]
+    return tuple(
+        CodecSpec(i.encoding, i.rtp_clock_rate, i.channels, i.static_payload_type, i.default_fmtp, i.rtcp_fb)
+        for i in infos
+    )
+
+
+class Phone:
+    """A SIP user agent: transports, calls and (later) media, driven by asyncio."""
+
+    def __init__(self, config: Config, *, bind: str | None = None, on_event: EventSink | None = None) -> None:
+        self.config = config
+        self.bind = bind if bind is not None else (config.sip.bind_address or ("::" if config.sip.ipv6 else "0.0.0.0"))
+        self.on_event = on_event or (lambda event: None)
+        sip = config.sip
+        self.timers = Timers(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000)
+        self.endpoint = Endpoint(self.timers)
+        self.user_agent = sip.user_agent or f"softphone/{__version__}"
+        self.identity = _parse_identity(config)
+        self.policy: IncomingPolicy | None = None
+        self.media_choice = MediaChoice()
+        self.sessions: dict[str, CallSession] = {}
+        self.finished: list[dict[str, Any]] = []
+        self._network: SipNetwork | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def network(self) -> SipNetwork:
+        if self._network is None:
+            raise TransportError("the phone is not started")
+        return self._network
+
+    async def start(self) -> None:
+        sip = self.config.sip
+        self._network = SipNetwork(self.endpoint, self._on_sip_events)
+        tcp = sip.sip_tcp_port >= 0
+        tcp_port = None if sip.sip_tcp_port in (sip.sip_port, 0) else sip.sip_tcp_port
+        await self._network.listen(self.bind, sip.sip_port, tcp=tcp, tcp_port=tcp_port)
+        for transport, port in self._network.ports.items():
+            self.on_event({"event": "listening", "transport": transport, "host": self.bind, "port": port})
+
+    async def close(self) -> None:
+        """Hang up every call (briefly waiting for them to end) and close the sockets."""
+        live = [s for s in self.sessions.values() if not s.done.done()]
+        for session in live:
+            session.hangup()
+        if live:
+            await asyncio.wait([asyncio.shield(s.done) for s in live], timeout=2.0)
+        for session in list(self.sessions.values()):
+            self._release(session)
+        if self._network is not None:
+            self._network.close()
+        for task in self._tasks:
+            task.cancel()
+
+    def ports(self) -> dict[str, int]:
+        return dict(self.network.ports)
+
+    # ------------------------------------------------------------ making calls
+
+    async def call(self, uri: str | SipUri, *, transport: str | None = None, media: MediaChoice | None = None) -> CallSession:
+        target = SipUri.parse(uri) if isinstance(uri, str) else uri
+        if target.scheme not in ("sip", "sips"):
+            raise UsageError(f"cannot call {target}: only sip: URIs can be called directly")
+        if transport is not None:
+            target = target.with_params(transport=transport.lower())
+        peer = await self.network.resolve(target)
+        local = self.network.local_address(peer.transport, peer.host)
+        ports, session_config = self._media_for(local.host, media or self.media_choice)
+        setup = CallSetup(local, self.identity, session_config, self.user_agent)
+        call, commands = Call.outgoing(target, setup)
+        session = CallSession(self, call, peer.transport, time.monotonic(), ports)
+        self.sessions[call.call_id] = session
+        session.mark("invite_sent")
+        self.execute(session, commands, first_hop=peer)
+        return session
+
+    def _media_for(self, host: str, choice: MediaChoice) -> tuple[list[RtpPortPair], SessionConfig]:
+        bind = self.bind if not is_unspecified(self.bind) else ("::" if ":" in host else "0.0.0.0")
+        rtp = self.config.rtp
+        ports = [open_port_pair(bind, rtp.audio_rtp_port)]
+        streams = [StreamConfig("audio", ports[0].port, codec_specs("audio", self.config, choice.audio_codec),
+                                ptime=self.config.sound.ptime)]
+        if choice.video and self.config.video.enabled:
+            try:
+                ports.append(open_port_pair(bind, rtp.video_rtp_port))
+            except TransportError:
+                for pair in ports:
+                    pair.close()
+                raise
+            streams.append(StreamConfig("video", ports[1].port, codec_specs("video", self.config, choice.video_codec)))
+        return ports, SessionConfig(host, tuple(streams), username=self.identity.uri.user or "-")
+
+    # ------------------------------------------------------------ SIP events
+
+    def _on_sip_events(self, events: list[Event]) -> None:
+        for event in events:
+            try:
+                self._dispatch(event)
+            except (StateError, ParseError, TransportError) as exc:
+                log.warning("ignored %s: %s", type(event).__name__, exc)
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, ResponseReceived):
+            session = self.sessions.get(event.request.call_id)
+            if session is not None:
+                self.execute(session, session.call.on_response(event.response, event.request))
+        elif isinstance(event, RequestReceived):
+            self._on_request(event.request, event.source)
+        elif isinstance(event, AckReceived):
+            session = self.sessions.get(event.request.call_id)
+            if session is not None:
+                self.execute(session, session.call.on_request(event.request))
+        elif isinstance(event, TransactionTimedOut):
+            session = self.sessions.get(event.request.call_id)
+            if session is not None:
+                self.execute(session, session.call.on_timeout(event.request))
+        elif isinstance(event, AnswerTimedOut):
+            session = self.sessions.get(event.response.call_id)
+            if session is not None:
+                self.execute(session, session.call.on_answer_timeout())
+
+    def _on_request(self, request: Request, source: Peer) -> None:
+        session = self.sessions.get(request.call_id)
+        if request.method == "INVITE" and request.to_addr.tag is None:
+            if session is None:
+                self._on_invite(request, source)
+            return  # a merged/looped request: the transaction layer absorbed retransmissions
+        if session is not None and (request.method == "CANCEL" or session.call.dialog is None
+                                    or session.call.dialog.matches(request)):
+            self.execute(session, session.call.on_request(request))
+            return
+        self._out_of_dialog(request)
+
+    def _out_of_dialog(self, request: Request) -> None:
+        method = request.method
+        if method == "OPTIONS":
+            extra = (("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "replaces"),
+                     ("User-Agent", self.user_agent))
+            self._respond(request, build_response(request, 200, to_tag=_tag(), extra=extra))
+        elif method in ("BYE", "CANCEL") or request.to_addr.tag is not None:
+            # RFC 3261 §12.2.2: "If the UAS wishes to reject the request because it does
+            # not wish to recreate the dialog, it MUST respond to the request with a 481"
+            self._respond(request, build_response(request, 481, to_tag=_tag()))
+        else:
+            # RFC 3261 §8.2.1: "the UAS MUST generate a 405 (Method Not Allowed) response
+            # ... The UAS MUST also add an Allow header field to the 405"
+            self._respond(request, build_response(request, 405, to_tag=_tag(), extra=(("Allow", ALLOW),)))
+
+    def _respond(self, request: Request, response: Any) -> None:
+        self.endpoint.respond(request, response, self.network.now())
+        self.network.kick()
+
+    def _on_invite(self, request: Request, source: Peer) -> None:
+        policy = self.policy
+        if policy is None:
+            self._respond(request, build_response(request, 480, to_tag=_tag()))
+            return
+        if policy.reject is not None:
+            self._respond(request, build_response(request, policy.reject, to_tag=_tag()))
+            self._emit_rejected(request, policy.reject)
+            return
+        caller = str(request.from_addr.uri)
+        if policy.allow and not any(fnmatch.fnmatch(caller, p) or fnmatch.fnmatch(caller.split(":", 1)[-1], p)
+                                    for p in policy.allow):
+            self._respond(request, build_response(request, 403, to_tag=_tag()))
+            self._emit_rejected(request, 403)
+            return
+        active = sum(1 for s in self.sessions.values() if not s.done.done())
+        if active >= policy.max_calls:
+            self._respond(request, build_response(request, 486, to_tag=_tag()))
+            self._emit_rejected(request, 486)
+            return
+        local = self.network.local_address(source.transport, source.host)
+        try:
+            ports, session_config = self._media_for(local.host, self.media_choice)
+        except TransportError as exc:
+            log.warning("incoming call refused: %s", exc)
+            self._respond(request, build_response(request, 503, to_tag=_tag()))
+            return
+        setup = CallSetup(local, _callee_identity(request, self.identity), session_config, self.user_agent)
+        call, commands = Call.incoming(request, setup)
+        session = CallSession(self, call, source.transport, time.monotonic(), ports)
+        self.sessions[call.call_id] = session
+        self.on_event({"event": "incoming", "call_id": call.call_id, "from": str(request.from_addr),
+                       "to": str(request.to_addr)})
+        self.execute(session, commands)
+        if call.ended:
+            return
+        self.execute(session, call.ring())
+        if policy.auto_answer:
+            if policy.delay <= 0:
+                self.execute(session, call.answer())
+            else:
+                self._later(policy.delay, session, "answer")
+        else:
+            self._later(policy.ring_timeout, session, "timeout")
+
+    def _later(self, delay: float, session: CallSession, action: str) -> None:
+        def fire() -> None:
+            if session.call.state not in ("incoming", "ringing"):
+                return
+            commands = session.call.answer() if action == "answer" else session.call.reject(480)
+            self.execute(session, commands)
+
+        asyncio.get_running_loop().call_later(delay, fire)
+
+    def _emit_rejected(self, request: Request, status: int) -> None:
+        self.on_event({"event": "call_end", "result": "rejected", "sip_code": status, "call_id": request.call_id,
+                       "direction": "incoming", "remote_party": str(request.from_addr.uri)})
+
+    # ------------------------------------------------------------ commands
+
+    def execute(self, session: CallSession, commands: Iterable[Command], *, first_hop: Peer | None = None) -> None:
+        network = self.network
+        for command in commands:
+            if isinstance(command, SendRequest):
+                self._send_request(session, command, first_hop)
+                first_hop = None
+            elif isinstance(command, SendResponse):
+                self.endpoint.respond(command.request, command.response, network.now())
+                if command.response.status >= 200 and command.request.method == "BYE":
+                    session.mark("bye")
+            elif isinstance(command, StateChanged):
+                self._on_state(session, command)
+            elif isinstance(command, MediaUpdate):
+                self.on_event({"event": "media", "call_id": session.call_id,
+                               "streams": [_stream_summary(s) for s in command.streams]})
+            elif isinstance(command, MediaStop):
+                pass
+            elif isinstance(command, CallEnded):
+                self._finish(session, command)
+        network.kick()
+
+    def _send_request(self, session: CallSession, command: SendRequest, peer: Peer | None) -> None:
+        request = command.request
+        if request.method == "BYE":
+            session.mark("bye")
+        if request.method == "ACK":
+            session.mark("ack")
+        if peer is None:
+            transport = command.target.param("transport") or session.transport
+            peer = _literal_peer(command.target, transport)
+        if peer is not None:
+            self.endpoint.send_request(request, peer, self.network.now())
+            return
+
+        async def resolve_and_send() -> None:
+            resolved = await self.network.resolve(command.target, session.transport)
+            self.endpoint.send_request(request, resolved, self.network.now())
+            self.network.kick()
+
+        task = asyncio.get_running_loop().create_task(resolve_and_send())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_state(self, session: CallSession, change: StateChanged) -> None:
+        session.states.append(change.state)
+        if change.state in ("trying", "ringing", "answered"):
+            session.mark(change.state)
+        if change.state == "confirmed" and session.call.role == "uas":
+            session.mark("ack")
+        self.on_event({"event": "state", "call_id": session.call_id, "state": change.state,
+                       "sip_code": change.sip_code})
+
+    def _finish(self, session: CallSession, ended: CallEnded) -> None:
+        self._release(session)
+        summary = session.summary()
+        summary["reason"] = ended.reason
+        self.finished.append(summary)
+        self.on_event({"event": "call_end", **summary})
+        if not session.done.done():
+            session.done.set_result(summary)
+
+    def _release(self, session: CallSession) -> None:
+        for pair in session.ports:
+            pair.close()
+        session.ports.clear()
+
+
+def _literal_peer(uri: SipUri, transport: str) -> Peer | None:
+    import ipaddress
+
+    host = uri.param("maddr") or uri.host
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return Peer(transport.lower(), host, uri.port or (5061 if transport == "tls" else 5060))
+
+
+def _tag() -> str:
+    from softphone.sip.dialog import random_token
+
+    return random_token()
+
+
+def _parse_identity(config: Config) -> NameAddress:
+    try:
+        return NameAddress.parse(config.sip.contact)
+    except ParseError as exc:
+        raise ConfigError(config.path, "sip", "contact", f"not a SIP address: {exc}") from exc
+
+
+def _callee_identity(request: Request, identity: NameAddress) -> NameAddress:
+    """We answer as whoever the caller asked for (the To of the INVITE)."""
+    to = request.to_addr
+    return NameAddress(to.uri, to.display_name or identity.display_name)

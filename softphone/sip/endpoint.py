@@ -1,0 +1,385 @@
+"""The transaction layer of a SIP endpoint, without I/O (RFC 3261 §17, §18).
+
+Bytes, the address they came from and ``now`` go in; events for the transaction user
+come out, and the datagrams to send are collected for the transport to take with
+``datagrams_to_send()``. Timers are deadlines: the caller asks ``get_timer()`` and calls
+``handle_timer(now)`` when it is due.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from softphone.errors import ParseError
+from softphone.sip.headers import Via
+from softphone.sip.message import Headers, Message, MessageParseError, Request, Response, parse_message
+from softphone.sip.transaction import (
+    AnswerRetransmission,
+    ClientInviteTransaction,
+    ClientNonInviteTransaction,
+    Deliver,
+    Output,
+    Send,
+    ServerInviteTransaction,
+    ServerNonInviteTransaction,
+    Terminated,
+    TimedOut,
+    Timers,
+    client_key,
+    server_key,
+)
+
+log = logging.getLogger(__name__)
+
+RELIABLE = frozenset({"tcp", "tls", "sctp", "ws", "wss"})
+
+REASONS = {
+    100: "Trying",
+    180: "Ringing",
+    183: "Session Progress",
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    415: "Unsupported Media Type",
+    420: "Bad Extension",
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    491: "Request Pending",
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    603: "Decline",
+}
+
+
+def reason_phrase(status: int) -> str:
+    return REASONS.get(status, {1: "Provisional", 2: "OK", 3: "Redirect", 4: "Client Error", 5: "Server Error"}.get(status // 100, "Failure"))
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Where a message came from or goes to: transport name, host, port, and for
+    connection-oriented transports the connection it travelled on (an opaque id)."""
+
+    transport: str
+    host: str
+    port: int
+    connection: int | None = None
+
+    @property
+    def reliable(self) -> bool:
+        return self.transport in RELIABLE
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    data: bytes
+    peer: Peer
+
+
+# ---------------------------------------------------------------- events to the TU
+
+
+@dataclass(frozen=True)
+class RequestReceived:
+    """A new request (not a retransmission); answer it with ``Endpoint.respond``."""
+
+    request: Request
+    source: Peer
+
+
+@dataclass(frozen=True)
+class AckReceived:
+    """An ACK outside any server transaction: the ACK of a 2xx (RFC 3261 §17.2.1)."""
+
+    request: Request
+    source: Peer
+
+
+@dataclass(frozen=True)
+class ResponseReceived:
+    response: Response
+    request: Request
+
+
+@dataclass(frozen=True)
+class TransactionTimedOut:
+    request: Request
+    timer: str
+
+
+@dataclass(frozen=True)
+class AnswerTimedOut:
+    """A 2xx to an INVITE was never acknowledged (RFC 3261 §13.3.1.4)."""
+
+    response: Response
+
+
+@dataclass(frozen=True)
+class MessageDropped:
+    reason: str
+    source: Peer
+
+
+Event = RequestReceived | AckReceived | ResponseReceived | TransactionTimedOut | AnswerTimedOut | MessageDropped
+
+ClientTransaction = ClientInviteTransaction | ClientNonInviteTransaction
+ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
+
+
+@dataclass
+class _Entry:
+    transaction: ClientTransaction | ServerTransaction
+    peer: Peer
+    request: Request
+
+
+@dataclass
+class _AnswerEntry:
+    retransmission: AnswerRetransmission
+    peer: Peer
+    response: Response
+
+
+@dataclass
+class Endpoint:
+    timers: Timers = field(default_factory=Timers)
+    _clients: dict[tuple[object, ...], _Entry] = field(default_factory=dict)
+    _servers: dict[tuple[object, ...], _Entry] = field(default_factory=dict)
+    _answers: dict[tuple[str, int], _AnswerEntry] = field(default_factory=dict)
+    _outbox: list[Outgoing] = field(default_factory=list)
+
+    # ------------------------------------------------------------ inbound
+
+    def receive(self, data: bytes, source: Peer, now: float) -> list[Event]:
+        """Feed one datagram (or one framed stream message). Never raises for bad input."""
+        if not data.strip(b"\r\n"):
+            return []  # keep-alive CRLFs (RFC 5626 §4.4.1)
+        try:
+            message = parse_message(data, stream=source.reliable)
+        except ParseError as exc:
+            return self._reject_malformed(exc, source)
+        try:
+            if isinstance(message, Request):
+                return self._receive_request(message, source, now)
+            return self._receive_response(message, now)
+        except (ParseError, ValueError) as exc:
+            log.info("dropping message from %s:%s: %s", source.host, source.port, exc)
+            return [MessageDropped(str(exc), source)]
+
+    def _reject_malformed(self, exc: ParseError, source: Peer) -> list[Event]:
+        log.info("malformed message from %s:%s: %s", source.host, source.port, exc)
+        if isinstance(exc, MessageParseError) and exc.is_request and exc.method != "ACK" and exc.headers is not None:
+            response = _bad_request(exc.headers, str(exc))
+            if response is not None:
+                self._outbox.append(Outgoing(bytes(response), _response_peer(response, source)))
+        return [MessageDropped(str(exc), source)]
+
+    def _receive_request(self, request: Request, source: Peer, now: float) -> list[Event]:
+        request = _stamp_received(request, source)
+        key = server_key(request)
+        entry = self._servers.get(key)
+        if entry is not None:
+            return self._run(entry, entry.transaction.receive(request, now), self._servers, key)
+        if request.method == "ACK":
+            answer = self._answers.pop((request.call_id, request.cseq.number), None)
+            if answer is not None:
+                answer.retransmission.ack_received()
+            return [AckReceived(request, source)]
+        transaction: ServerTransaction
+        if request.method == "INVITE":
+            transaction = ServerInviteTransaction(request, reliable=source.reliable, timers=self.timers, now=now)
+        else:
+            transaction = ServerNonInviteTransaction(request, reliable=source.reliable, timers=self.timers, now=now)
+        entry = _Entry(transaction, _response_peer(request, source), request)
+        self._servers[key] = entry
+        events = self._run(entry, transaction.start(now), self._servers, key)
+        return [RequestReceived(e.request, source) if isinstance(e, RequestReceived) else e for e in events]
+
+    def _receive_response(self, response: Response, now: float) -> list[Event]:
+        key = client_key(response)
+        entry = self._clients.get(key)
+        if entry is None:
+            log.debug("stray response %s for %s", response.status, response.call_id)
+            return []
+        assert isinstance(entry.transaction, (ClientInviteTransaction, ClientNonInviteTransaction))
+        return self._run(entry, entry.transaction.receive(response, now), self._clients, key)
+
+    # ------------------------------------------------------------ outbound
+
+    def send_request(self, request: Request, peer: Peer, now: float) -> None:
+        """Start a client transaction for ``request`` (ACKs of 2xx are sent directly)."""
+        if request.method == "ACK":
+            self._outbox.append(Outgoing(bytes(request), peer))
+            return
+        transaction: ClientTransaction
+        if request.method == "INVITE":
+            transaction = ClientInviteTransaction(request, reliable=peer.reliable, timers=self.timers, now=now)
+        else:
+            transaction = ClientNonInviteTransaction(request, reliable=peer.reliable, timers=self.timers, now=now)
+        key = client_key(request)
+        entry = _Entry(transaction, peer, request)
+        self._clients[key] = entry
+        self._run(entry, transaction.start(now), self._clients, key)
+
+    def respond(self, request: Request, response: Response, now: float) -> None:
+        """Send ``response`` to ``request`` through its server transaction."""
+        key = server_key(request)
+        entry = self._servers.get(key)
+        if entry is None:
+            log.debug("no server transaction for %s %s any more", request.method, request.call_id)
+            return
+        transaction = entry.transaction
+        assert isinstance(transaction, (ServerInviteTransaction, ServerNonInviteTransaction))
+        self._run(entry, transaction.respond(response, now), self._servers, key)
+        if request.method == "INVITE" and 200 <= response.status < 300:
+            # RFC 3261 §13.3.1.4: "the 2xx response is passed to the transport with an
+            # interval that starts at T1 seconds and doubles for each retransmission
+            # until it reaches T2 seconds", until the ACK arrives.
+            data = bytes(response)
+            retransmission = AnswerRetransmission(data, reliable=entry.peer.reliable, timers=self.timers, now=now)
+            self._answers[(request.call_id, request.cseq.number)] = _AnswerEntry(retransmission, entry.peer, response)
+
+    def has_server_transaction(self, request: Request) -> bool:
+        return server_key(request) in self._servers
+
+    def datagrams_to_send(self) -> list[Outgoing]:
+        out, self._outbox = self._outbox, []
+        return out
+
+    # ------------------------------------------------------------ timers
+
+    def get_timer(self) -> float | None:
+        deadlines = [e.transaction.next_deadline() for e in (*self._clients.values(), *self._servers.values())]
+        deadlines += [a.retransmission.next_deadline() for a in self._answers.values()]
+        present = [d for d in deadlines if d is not None]
+        return min(present) if present else None
+
+    def handle_timer(self, now: float) -> list[Event]:
+        events: list[Event] = []
+        for table in (self._clients, self._servers):
+            for key, entry in list(table.items()):
+                deadline = entry.transaction.next_deadline()
+                if deadline is not None and deadline <= now:
+                    events += self._run(entry, entry.transaction.handle_timer(now), table, key)
+        for akey, answer in list(self._answers.items()):
+            deadline = answer.retransmission.next_deadline()
+            if deadline is None:
+                del self._answers[akey]
+                continue
+            if deadline <= now:
+                for output in answer.retransmission.handle_timer(now):
+                    if isinstance(output, Send):
+                        self._outbox.append(Outgoing(output.data, answer.peer))
+                    elif isinstance(output, TimedOut):
+                        events.append(AnswerTimedOut(answer.response))
+                        self._answers.pop(akey, None)
+        return events
+
+    # ------------------------------------------------------------ plumbing
+
+    def _run(
+        self,
+        entry: _Entry,
+        outputs: Iterable[Output],
+        table: dict[tuple[object, ...], _Entry],
+        key: tuple[object, ...],
+    ) -> list[Event]:
+        events: list[Event] = []
+        for output in outputs:
+            if isinstance(output, Send):
+                self._outbox.append(Outgoing(output.data, entry.peer))
+            elif isinstance(output, Deliver):
+                message: Message = output.message
+                if isinstance(message, Response):
+                    events.append(ResponseReceived(message, entry.request))
+                else:
+                    events.append(RequestReceived(message, entry.peer))
+            elif isinstance(output, TimedOut):
+                events.append(TransactionTimedOut(entry.request, output.timer))
+            elif isinstance(output, Terminated):
+                table.pop(key, None)
+        return events
+
+
+def _stamp_received(request: Request, source: Peer) -> Request:
+    """RFC 3261 §18.2.1 and RFC 3581 §4: note where the request really came from."""
+    via = request.top_via
+    params: dict[str, str | None] = {}
+    if via.host != source.host:
+        params["received"] = source.host
+    if via.has_rport:
+        params["received"] = source.host
+        params["rport"] = str(source.port)
+    if not params:
+        return request
+    vias = request.headers.get_all("Via")
+    headers = request.headers.remove("Via")
+    new_vias = [str(via.with_params(**params)), *vias[1:]]
+    for value in reversed(new_vias):
+        headers = headers.add("Via", value, first=True)
+    return Request(request.method, request.uri, headers, request.body)
+
+
+def _response_peer(message: Message, source: Peer) -> Peer:
+    """Where responses to a request go (RFC 3261 §18.2.2, RFC 3581 §4)."""
+    if source.reliable:
+        return source
+    via = message.top_via
+    if via.has_rport or via.received is not None:
+        # with rport the response goes back to the source address and port
+        if via.has_rport:
+            return source
+        return Peer(source.transport, via.received or source.host, via.port or 5060)
+    host = source.host
+    return Peer(source.transport, host, via.port or 5060)
+
+
+def _bad_request(headers: Headers, reason: str) -> Response | None:
+    """A 400 answer built from what could be read, or None if it cannot be addressed."""
+    vias = headers.get_all("Via")
+    if not vias:
+        return None
+    try:
+        Via.parse(vias[0])
+    except ParseError:
+        return None
+    needed = ("From", "To", "Call-ID", "CSeq")
+    response_headers = Headers.of(*(("Via", v) for v in vias))
+    for name in needed:
+        value = headers.get(name)
+        if value is not None:
+            response_headers = response_headers.add(name, value)
+    phrase = "Bad Request"
+    detail = reason.replace("\r", " ").replace("\n", " ")[:120]
+    response_headers = response_headers.add("Warning", f'399 softphone "{_quote(detail)}"')
+    return Response(400, phrase, response_headers)
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def build_response(request: Request, status: int, reason: str | None = None, *, to_tag: str | None = None,
+                   extra: Iterable[tuple[str, str]] = (), body: bytes = b"", content_type: str | None = None) -> Response:
+    """A response to ``request`` with the headers RFC 3261 §8.2.6.2 says to copy."""
+    pairs: list[tuple[str, str]] = [("Via", v) for v in request.headers.get_all("Via")]
+    if 100 < status < 300:
+        pairs += [("Record-Route", v) for v in request.headers.get_all("Record-Route")]
+    pairs.append(("From", request.headers.get("From") or ""))
+    to_value = request.headers.get("To") or ""
+    if to_tag is not None and status > 100 and request.to_addr.tag is None:
+        to_value = str(request.to_addr.with_tag(to_tag))
+    pairs += [("To", to_value), ("Call-ID", request.call_id), ("CSeq", str(request.cseq))]
+    pairs += list(extra)
+    if content_type is not None:
+        pairs.append(("Content-Type", content_type))
+    return Response(status, reason or reason_phrase(status), Headers.of(*pairs), body)
