@@ -1,0 +1,674 @@
+"""The configuration: a linphonerc-style INI file read into frozen dataclasses.
+
+The file follows linphone's lpconfig rules: ``[section]`` headers; ``key=value`` lines
+with the whitespace around ``=`` and at both ends of the value trimmed; only whole
+lines whose first non-blank character is ``#`` are comments (a ``#`` later in a line
+belongs to the value); blank lines are ignored; a later duplicate key overrides an
+earlier one and an empty value means "unset" (the default applies); values are never
+unquoted. Numbered sections (``[proxy_0]``, ``[auth_info_0]``, ``[audio_codec_0]``,
+``[video_codec_0]``) are read from index 0 up to the first missing index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from softphone import __version__
+from softphone.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_USER_AGENT = f"softphone/{__version__}"
+
+# Video size names as linphone (mediastreamer2) spells them.
+VIDEO_SIZES: Mapping[str, tuple[int, int]] = {
+    "sqcif": (128, 96),
+    "qcif": (176, 144),
+    "qvga": (320, 240),
+    "cif": (352, 288),
+    "vga": (640, 480),
+    "4cif": (704, 576),
+    "svga": (800, 600),
+    "xga": (1024, 768),
+    "720p": (1280, 720),
+    "1080p": (1920, 1080),
+}
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+DIGEST_ALGORITHMS = ("MD5", "SHA-256")
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    sip_port: int = 5060
+    sip_tcp_port: int = 5060
+    sip_tls_port: int = -1
+    contact: str = "sip:softphone@localhost"
+    ipv6: bool = False
+    bind_address: str = ""
+    auto_answer: bool = False
+    auto_answer_delay_ms: int = 0
+    user_agent: str = DEFAULT_USER_AGENT
+    t1_ms: int = 500
+    t2_ms: int = 4000
+    t4_ms: int = 5000
+    default_proxy: int = 0
+    inc_timeout: int = 30
+    in_call_timeout: int = 0
+    delayed_timeout: int = 4
+    keepalive_period_ms: int = 30000
+    guess_hostname: bool = True
+
+
+@dataclass(frozen=True)
+class RtpConfig:
+    audio_rtp_port: tuple[int, int] = (7078, 7078)
+    video_rtp_port: tuple[int, int] = (9078, 9078)
+    nortp_timeout: int = 30
+    audio_jitt_comp: int = 60
+    video_jitt_comp: int = 60
+    rtcp_mux: bool = False
+    symmetric: bool = True
+
+
+@dataclass(frozen=True)
+class SoundConfig:
+    capture_dev_id: str = "pyaudio: default"
+    playback_dev_id: str = "pyaudio: default"
+    ringer_dev_id: str = ""
+    ptime: int = 20
+    echocancellation: bool = False
+    playback_gain_db: float = 0.0
+    mic_gain_db: float = 0.0
+    local_ring: str = ""
+    remote_ring: str = ""
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    enabled: bool = True
+    capture: bool = True
+    display: bool = True
+    device: str = "opencv: 0"
+    display_dev: str = "opencv:"
+    size: tuple[int, int] = (640, 480)
+    framerate: float = 30.0
+    self_view: bool = True
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    mtu: int = 1300
+    upload_bw: int = 0
+    download_bw: int = 0
+    nat_address: str = ""
+    firewall_policy: int = 0
+
+
+@dataclass(frozen=True)
+class MiscConfig:
+    max_calls: int = 10
+    log_level: str = "warning"
+    json: bool = False
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    index: int
+    reg_proxy: str
+    reg_identity: str
+    reg_route: str | None = None
+    reg_expires: int = 3600
+    reg_sendregister: bool = True
+    reg_instance_id: str | None = None
+    publish: bool = False
+
+
+@dataclass(frozen=True, repr=False)
+class AuthInfo:
+    index: int
+    username: str
+    userid: str | None = None
+    passwd: str | None = None
+    ha1: str | None = None
+    realm: str | None = None
+    domain: str | None = None
+    algorithm: str | None = None
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("passwd", "ha1") and value is not None:
+                shown.append(f"{f.name}='***'")
+            else:
+                shown.append(f"{f.name}={value!r}")
+        return f"AuthInfo({', '.join(shown)})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class CodecEntry:
+    mime: str
+    rate: int
+    channels: int = 1
+    enabled: bool = True
+    recv_fmtp: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str | None = None
+    sip: SipConfig = field(default_factory=SipConfig)
+    rtp: RtpConfig = field(default_factory=RtpConfig)
+    sound: SoundConfig = field(default_factory=SoundConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    net: NetConfig = field(default_factory=NetConfig)
+    misc: MiscConfig = field(default_factory=MiscConfig)
+    proxies: tuple[ProxyConfig, ...] = ()
+    auth_infos: tuple[AuthInfo, ...] = ()
+    audio_codecs: tuple[CodecEntry, ...] = ()
+    video_codecs: tuple[CodecEntry, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with whole fields replaced, e.g. ``replace(sip=new_sip)``."""
+        return dataclasses.replace(self, **changes)
+
+    def with_values(self, section: str, **values: object) -> Config:
+        """A copy with keys of one section changed, e.g. ``with_values("sip", sip_port=5070)``.
+
+        Keys are dataclass field names or file keys; strings are parsed as in the file,
+        other values must have the field's type and pass the same checks.
+        """
+        if section not in _SECTIONS:
+            raise ConfigError(None, section, None, f"unknown section, expected one of {', '.join(_SECTIONS)}")
+        current = getattr(self, section)
+        table = _SECTIONS[section][1]
+        by_field = {spec.field: (key, spec) for key, spec in table.items()}
+        changes: dict[str, object] = {}
+        for name, value in values.items():
+            key, spec = (name, table[name]) if name in table else by_field.get(name, (name, None))
+            if spec is None:
+                raise ConfigError(None, section, name, "unknown key")
+            changes[spec.field] = _coerce(section, key, spec, current, value)
+        return self.replace(**{section: dataclasses.replace(current, **changes)})
+
+    @property
+    def default_proxy_config(self) -> ProxyConfig | None:
+        """The ``[proxy_N]`` named by ``[sip] default_proxy``, or None."""
+        index = self.sip.default_proxy
+        return self.proxies[index] if 0 <= index < len(self.proxies) else None
+
+
+# ---------------------------------------------------------------- value parsers
+
+
+class _Invalid(ValueError):
+    """A value that does not parse; the message says what was expected."""
+
+
+_DECIMAL = re.compile(r"[+-]?[0-9]+")
+_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+_DEVICE = re.compile(r"[A-Za-z0-9_.-]+:.*")
+_MIME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+_ADDR_SPEC = re.compile(r"sips?:\S+", re.IGNORECASE)
+_NAME_ADDR = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^<>"]*?)\s*<sips?:[^<>\s]+>(?:;\S*)?', re.IGNORECASE)
+
+
+def _parse_int(text: str) -> int:
+    if _DECIMAL.fullmatch(text):
+        return int(text, 10)
+    if _HEX.fullmatch(text):
+        return int(text, 16)
+    raise _Invalid(f"expected an integer, got {text!r}")
+
+
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    bounds = f"{low}..{high}" if high is not None else f">= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = _parse_int(text)
+        except _Invalid:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise _Invalid(f"expected an integer {bounds}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise _Invalid(f"expected a boolean (0/1, true/false, yes/no, on/off), got {text!r}")
+
+
+def _float_in(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:
+            raise _Invalid(f"expected a number {low:g}..{high:g}, got {text!r}")
+        return value
+
+    return parse
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """``"10000-20000"`` -> (10000, 20000); ``"7078"`` -> (7078, 7078); 0 = any free port."""
+    message = f"expected a port 0..65535 or a range like 10000-20000, got {text!r}"
+    low_text, dash, high_text = text.strip().partition("-")
+    try:
+        low = _parse_int(low_text.strip())
+        high = _parse_int(high_text.strip()) if dash else low
+    except _Invalid:
+        raise _Invalid(message) from None
+    if not 0 <= low <= high <= 65535 or (dash and low == 0):
+        raise _Invalid(message)
+    return (low, high)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """A video size: a linphone name (``"vga"``, ``"720p"``) or ``"640x480"``."""
+    name = text.strip().lower()
+    if name in VIDEO_SIZES:
+        return VIDEO_SIZES[name]
+    match = re.fullmatch(r"([0-9]+)\s*x\s*([0-9]+)", name)
+    if match:
+        width, height = int(match.group(1)), int(match.group(2))
+        if 16 <= width <= 8192 and 16 <= height <= 8192:
+            return (width, height)
+    raise _Invalid(f"expected a video size ({', '.join(VIDEO_SIZES)}) or WIDTHxHEIGHT, got {text!r}")
+
+
+def _parse_text(text: str) -> str:
+    return text
+
+
+def _parse_device(text: str) -> str:
+    if not _DEVICE.fullmatch(text):
+        raise _Invalid(f"expected 'driver: device' (e.g. 'pyaudio: default', 'null:'), got {text!r}")
+    return text
+
+
+def _parse_sip_address(text: str) -> str:
+    if not (_ADDR_SPEC.fullmatch(text) or _NAME_ADDR.fullmatch(text)):
+        raise _Invalid(f"expected a SIP address like sip:user@host or \"Name\" <sip:user@host>, got {text!r}")
+    return text
+
+
+def _parse_mime(text: str) -> str:
+    if not _MIME.fullmatch(text):
+        raise _Invalid(f"expected a codec name like PCMU or opus, got {text!r}")
+    return text
+
+
+def _parse_log_level(text: str) -> str:
+    if text.lower() not in LOG_LEVELS:
+        raise _Invalid(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return text.lower()
+
+
+def _parse_algorithm(text: str) -> str:
+    if text.upper() not in DIGEST_ALGORITHMS:
+        raise _Invalid(f"expected one of {', '.join(DIGEST_ALGORITHMS)}, got {text!r}")
+    return text.upper()
+
+
+def _parse_firewall_policy(text: str) -> int:
+    if text not in ("0", "1"):
+        raise _Invalid(f"expected 0 (none) or 1 (advertise nat_address), got {text!r}")
+    return int(text)
+
+
+# ---------------------------------------------------------------- value formatters
+
+
+def _format_value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _format_range(value: object) -> str:
+    assert isinstance(value, tuple)
+    low, high = value
+    return f"{low}" if low == high else f"{low}-{high}"
+
+
+def _format_size(value: object) -> str:
+    assert isinstance(value, tuple)
+    width, height = value
+    return f"{width}x{height}"
+
+
+@dataclass(frozen=True)
+class _Key:
+    """One file key: the dataclass field it fills, its parser and its formatter."""
+
+    field: str
+    parse: Callable[[str], object]
+    format: Callable[[object], str] = _format_value
+    required: bool = False
+
+
+_PORT = _int_in(0, 65535)
+_PORT_OR_OFF = _int_in(-1, 65535)
+_NON_NEGATIVE = _int_in(0)
+_POSITIVE = _int_in(1)
+
+
+def _keys(**specs: _Key) -> dict[str, _Key]:
+    return specs
+
+
+_SIP_KEYS = _keys(
+    sip_port=_Key("sip_port", _PORT),
+    sip_tcp_port=_Key("sip_tcp_port", _PORT_OR_OFF),
+    sip_tls_port=_Key("sip_tls_port", _PORT_OR_OFF),
+    contact=_Key("contact", _parse_sip_address),
+    ipv6=_Key("ipv6", _parse_bool),
+    bind_address=_Key("bind_address", _parse_text),
+    auto_answer=_Key("auto_answer", _parse_bool),
+    auto_answer_delay=_Key("auto_answer_delay_ms", _NON_NEGATIVE),
+    user_agent=_Key("user_agent", _parse_text),
+    T1=_Key("t1_ms", _POSITIVE),
+    T2=_Key("t2_ms", _POSITIVE),
+    T4=_Key("t4_ms", _POSITIVE),
+    default_proxy=_Key("default_proxy", _int_in(-1)),
+    inc_timeout=_Key("inc_timeout", _NON_NEGATIVE),
+    in_call_timeout=_Key("in_call_timeout", _NON_NEGATIVE),
+    delayed_timeout=_Key("delayed_timeout", _NON_NEGATIVE),
+    keepalive_period=_Key("keepalive_period_ms", _NON_NEGATIVE),
+    guess_hostname=_Key("guess_hostname", _parse_bool),
+)
+_RTP_KEYS = _keys(
+    audio_rtp_port=_Key("audio_rtp_port", parse_port_range, _format_range),
+    video_rtp_port=_Key("video_rtp_port", parse_port_range, _format_range),
+    nortp_timeout=_Key("nortp_timeout", _NON_NEGATIVE),
+    audio_jitt_comp=_Key("audio_jitt_comp", _NON_NEGATIVE),
+    video_jitt_comp=_Key("video_jitt_comp", _NON_NEGATIVE),
+    rtcp_mux=_Key("rtcp_mux", _parse_bool),
+    symmetric=_Key("symmetric", _parse_bool),
+)
+_SOUND_KEYS = _keys(
+    capture_dev_id=_Key("capture_dev_id", _parse_device),
+    playback_dev_id=_Key("playback_dev_id", _parse_device),
+    ringer_dev_id=_Key("ringer_dev_id", _parse_device),
+    ptime=_Key("ptime", _int_in(10, 120)),
+    echocancellation=_Key("echocancellation", _parse_bool),
+    playback_gain_db=_Key("playback_gain_db", _float_in(-60.0, 60.0)),
+    mic_gain_db=_Key("mic_gain_db", _float_in(-60.0, 60.0)),
+    local_ring=_Key("local_ring", _parse_text),
+    remote_ring=_Key("remote_ring", _parse_text),
+)
+_VIDEO_KEYS = _keys(
+    enabled=_Key("enabled", _parse_bool),
+    capture=_Key("capture", _parse_bool),
+    display=_Key("display", _parse_bool),
+    device=_Key("device", _parse_device),
+    display_dev=_Key("display_dev", _parse_device),
+    size=_Key("size", parse_size, _format_size),
+    framerate=_Key("framerate", _float_in(1.0, 240.0)),
+    self_view=_Key("self_view", _parse_bool),
+)
+_NET_KEYS = _keys(
+    mtu=_Key("mtu", _int_in(200, 65535)),
+    upload_bw=_Key("upload_bw", _NON_NEGATIVE),
+    download_bw=_Key("download_bw", _NON_NEGATIVE),
+    nat_address=_Key("nat_address", _parse_text),
+    firewall_policy=_Key("firewall_policy", _parse_firewall_policy),
+)
+_MISC_KEYS = _keys(
+    max_calls=_Key("max_calls", _POSITIVE),
+    log_level=_Key("log_level", _parse_log_level),
+    json=_Key("json", _parse_bool),
+)
+_PROXY_KEYS = _keys(
+    reg_proxy=_Key("reg_proxy", _parse_sip_address, required=True),
+    reg_identity=_Key("reg_identity", _parse_sip_address, required=True),
+    reg_route=_Key("reg_route", _parse_sip_address),
+    reg_expires=_Key("reg_expires", _POSITIVE),
+    reg_sendregister=_Key("reg_sendregister", _parse_bool),
+    reg_instance_id=_Key("reg_instance_id", _parse_text),
+    publish=_Key("publish", _parse_bool),
+)
+_AUTH_KEYS = _keys(
+    username=_Key("username", _parse_text, required=True),
+    userid=_Key("userid", _parse_text),
+    passwd=_Key("passwd", _parse_text),
+    ha1=_Key("ha1", _parse_text),
+    realm=_Key("realm", _parse_text),
+    domain=_Key("domain", _parse_text),
+    algorithm=_Key("algorithm", _parse_algorithm),
+)
+_AUDIO_CODEC_KEYS = _keys(
+    mime=_Key("mime", _parse_mime, required=True),
+    rate=_Key("rate", _POSITIVE, required=True),
+    channels=_Key("channels", _int_in(1, 8)),
+    enabled=_Key("enabled", _parse_bool),
+    recv_fmtp=_Key("recv_fmtp", _parse_text),
+)
+_VIDEO_CODEC_KEYS = _keys(
+    mime=_Key("mime", _parse_mime, required=True),
+    rate=_Key("rate", _POSITIVE),
+    enabled=_Key("enabled", _parse_bool),
+    recv_fmtp=_Key("recv_fmtp", _parse_text),
+)
+
+# Plain sections: name -> (dataclass, keys); the name is also the Config field.
+_SECTIONS: dict[str, tuple[type[Any], dict[str, _Key]]] = {
+    "sip": (SipConfig, _SIP_KEYS),
+    "rtp": (RtpConfig, _RTP_KEYS),
+    "sound": (SoundConfig, _SOUND_KEYS),
+    "video": (VideoConfig, _VIDEO_KEYS),
+    "net": (NetConfig, _NET_KEYS),
+    "misc": (MiscConfig, _MISC_KEYS),
+}
+# Numbered sections: prefix -> (Config field, dataclass, keys, fixed extra values).
+_NUMBERED: dict[str, tuple[str, type[Any], dict[str, _Key], dict[str, object]]] = {
+    "proxy": ("proxies", ProxyConfig, _PROXY_KEYS, {}),
+    "auth_info": ("auth_infos", AuthInfo, _AUTH_KEYS, {}),
+    "audio_codec": ("audio_codecs", CodecEntry, _AUDIO_CODEC_KEYS, {}),
+    "video_codec": ("video_codecs", CodecEntry, _VIDEO_CODEC_KEYS, {"rate": 90000}),
+}
+
+# The keys each section accepts, as written in the file ("proxy_N" for [proxy_0]...).
+SECTION_KEYS: Mapping[str, tuple[str, ...]] = {
+    **{name: tuple(table) for name, (_, table) in _SECTIONS.items()},
+    **{f"{prefix}_N": tuple(table) for prefix, (_, _, table, _) in _NUMBERED.items()},
+}
+
+
+def _coerce(section: str, key: str, spec: _Key, owner: Any, value: object) -> object:
+    """Check a value given from code (a command-line override) like a file value."""
+    current = getattr(owner, spec.field)
+    if isinstance(value, str):
+        text = value.strip()
+    else:
+        expected = type(current)
+        same_kind = isinstance(value, expected) and isinstance(value, bool) == isinstance(current, bool)
+        if not (same_kind or (expected is float and type(value) is int)):
+            raise ConfigError(None, section, key, f"expected {expected.__name__}, got {value!r}")
+        text = spec.format(value)
+    if not text:
+        return {f.name: f.default for f in dataclasses.fields(owner)}[spec.field]
+    try:
+        return spec.parse(text)
+    except _Invalid as exc:
+        raise ConfigError(None, section, key, str(exc)) from None
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass
+class _Raw:
+    """A file split into sections of raw string values, with line numbers."""
+
+    path: str | None
+    sections: dict[str, dict[str, str]] = field(default_factory=dict)
+    lines: dict[tuple[str, str], int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, section: str | None, key: str | None, message: str) -> None:
+        text = str(ConfigError(self.path, section, key, message))
+        logger.warning("%s", text)
+        self.warnings.append(text)
+
+    def invalid(self, section: str, key: str, message: str) -> ConfigError:
+        line = self.lines.get((section, key))
+        suffix = f" (line {line})" if line is not None else ""
+        return ConfigError(self.path, section, key, message + suffix)
+
+
+def _split(text: str, path: str | None) -> _Raw:
+    raw = _Raw(path)
+    section: str | None = None
+    for number, line in enumerate(text.removeprefix("\ufeff").splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("[") and stripped.endswith("]") and re.fullmatch(r"\S+", stripped[1:-1].strip()):
+            section = stripped[1:-1].strip()
+            raw.sections.setdefault(section, {})
+            continue
+        key, equals, value = stripped.partition("=")
+        key = key.strip()
+        if not equals or not re.fullmatch(r"[^\s\[\]]+", key):
+            message = f"line {number}: expected '[section]', 'key=value' or a '#' comment, got {stripped!r}"
+            raise ConfigError(path, section, None, message)
+        if section is None:
+            raw.warn(None, key, f"line {number}: key outside any section, ignored")
+            continue
+        raw.sections[section][key] = value.strip()
+        raw.lines[(section, key)] = number
+    return raw
+
+
+def _read_section(raw: _Raw, name: str, table: dict[str, _Key]) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for key, text in raw.sections.get(name, {}).items():
+        spec = table.get(key)
+        if spec is None:
+            raw.warn(name, key, "unknown key, ignored")
+        elif text:
+            try:
+                values[spec.field] = spec.parse(text)
+            except _Invalid as exc:
+                raise raw.invalid(name, key, str(exc)) from None
+    for key, spec in table.items():
+        if spec.required and spec.field not in values:
+            raise ConfigError(raw.path, name, key, f"missing: every [{name.rsplit('_', 1)[0]}_N] needs {key}")
+    return values
+
+
+def _read_numbered(raw: _Raw, prefix: str) -> tuple[Any, ...]:
+    _, cls, table, extra = _NUMBERED[prefix]
+    numbered = "index" in {f.name for f in dataclasses.fields(cls)}
+    entries = []
+    index = 0
+    while f"{prefix}_{index}" in raw.sections:
+        values = {**extra, **_read_section(raw, f"{prefix}_{index}", table)}
+        if numbered:
+            values["index"] = index
+        entries.append(cls(**values))
+        index += 1
+    pattern = re.compile(rf"{prefix}_[0-9]+")
+    for name in raw.sections:
+        if pattern.fullmatch(name) and name not in {f"{prefix}_{i}" for i in range(index)}:
+            raw.warn(name, None, f"unused section: numbering stops at the first missing index ([{prefix}_{index}])")
+    return tuple(entries)
+
+
+def _check(raw: _Raw, sip: SipConfig, proxies: tuple[ProxyConfig, ...]) -> None:
+    if sip.t2_ms < sip.t1_ms:
+        raise raw.invalid("sip", "T2", f"expected T2 >= T1 ({sip.t1_ms} ms), got {sip.t2_ms}")
+    if proxies and sip.default_proxy >= len(proxies):
+        message = f"expected -1 or a [proxy_N] index 0..{len(proxies) - 1}, got {sip.default_proxy}"
+        raise raw.invalid("sip", "default_proxy", message)
+
+
+def loads(text: str, path: str | None = "<string>") -> Config:
+    """Parse the text of a configuration file; ``path`` names it in messages."""
+    raw = _split(text, path)
+    sections = {name: cls(**_read_section(raw, name, table)) for name, (cls, table) in _SECTIONS.items()}
+    numbered: dict[str, Any] = {_NUMBERED[prefix][0]: _read_numbered(raw, prefix) for prefix in _NUMBERED}
+    for name in raw.sections:
+        known = name in _SECTIONS or any(re.fullmatch(rf"{p}_[0-9]+", name) for p in _NUMBERED)
+        if not known:
+            raw.warn(name, None, "unknown section, ignored")
+    _check(raw, sections["sip"], numbered["proxies"])
+    return Config(path=path, **sections, **numbered, warnings=tuple(raw.warnings))
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    """Read a configuration file; a missing or unreadable file is a ConfigError."""
+    name = os.fspath(path)
+    try:
+        data = Path(name).read_bytes()
+    except OSError as exc:
+        raise ConfigError(name, None, None, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(name, None, None, f"cannot read: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    return loads(text, name)
+
+
+def default_config() -> Config:
+    """The built-in defaults, as if an empty file had been read."""
+    return Config()
+
+
+def default_config_path(environ: Mapping[str, str] = os.environ) -> str | None:
+    """``$SOFTPHONE_CONFIG``, else ``~/.config/softphone/softphonerc`` if it exists, else None."""
+    explicit = environ.get("SOFTPHONE_CONFIG")
+    if explicit:
+        return explicit
+    home = environ.get("HOME")
+    base = Path(environ["XDG_CONFIG_HOME"]) if environ.get("XDG_CONFIG_HOME") else None
+    if base is None:
+        base = (Path(home) if home else Path.home()) / ".config"
+    candidate = base / "softphone" / "softphonerc"
+    return str(candidate) if candidate.is_file() else None
+
+
+def dumps(config: Config) -> str:
+    """Write a configuration as file text that ``loads`` reads back to equal values."""
+    blocks = []
+    for name, (_, table) in _SECTIONS.items():
+        blocks.append(_dump_section(name, getattr(config, name), table))
+    for prefix, (attribute, _, table, _) in _NUMBERED.items():
+        for index, entry in enumerate(getattr(config, attribute)):
+            blocks.append(_dump_section(f"{prefix}_{index}", entry, table))
+    return "\n".join(blocks)
+
+
+def _dump_section(name: str, values: object, table: dict[str, _Key]) -> str:
+    lines = [f"[{name}]"]
+    for key, spec in table.items():
+        text = spec.format(getattr(values, spec.field))
+        if text:
+            lines.append(f"{key}={text}")
+    return "\n".join(lines) + "\n"

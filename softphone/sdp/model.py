@@ -1,0 +1,476 @@
+"""SDP session descriptions (RFC 4566): frozen values whose parse() and str() are inverses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from softphone.errors import SdpError
+
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+# RFC 3551 §6, tables 4 and 5: the statically assigned payload types.
+STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int, int]] = {
+    0: ("PCMU", 8000, 1),
+    3: ("GSM", 8000, 1),
+    4: ("G723", 8000, 1),
+    5: ("DVI4", 8000, 1),
+    6: ("DVI4", 16000, 1),
+    7: ("LPC", 8000, 1),
+    8: ("PCMA", 8000, 1),
+    9: ("G722", 8000, 1),
+    10: ("L16", 44100, 2),
+    11: ("L16", 44100, 1),
+    12: ("QCELP", 8000, 1),
+    13: ("CN", 8000, 1),
+    14: ("MPA", 90000, 1),
+    15: ("G728", 8000, 1),
+    16: ("DVI4", 11025, 1),
+    17: ("DVI4", 22050, 1),
+    18: ("G729", 8000, 1),
+    25: ("CelB", 90000, 1),
+    26: ("JPEG", 90000, 1),
+    28: ("nv", 90000, 1),
+    31: ("H261", 90000, 1),
+    32: ("MPV", 90000, 1),
+    33: ("MP2T", 90000, 1),
+    34: ("H263", 90000, 1),
+}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address>"""
+
+    username: str
+    session_id: str
+    session_version: str
+    nettype: str
+    addrtype: str
+    address: str
+
+    @classmethod
+    def parse(cls, value: str) -> Origin:
+        parts = value.split()
+        if len(parts) != 6:
+            raise SdpError(f"o= needs 6 fields, got {len(parts)}")
+        return cls(*parts)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.username} {self.session_id} {self.session_version} "
+            f"{self.nettype} {self.addrtype} {self.address}"
+        )
+
+
+@dataclass(frozen=True)
+class Connection:
+    """c=<nettype> <addrtype> <connection-address> (a /ttl or /number suffix stays in address)."""
+
+    nettype: str
+    addrtype: str
+    address: str
+
+    @classmethod
+    def parse(cls, value: str) -> Connection:
+        parts = value.split()
+        if len(parts) != 3:
+            raise SdpError(f"c= needs 3 fields, got {len(parts)}")
+        return cls(*parts)
+
+    @property
+    def host(self) -> str:
+        """The address without a multicast /ttl or /number suffix."""
+        return self.address.split("/", 1)[0]
+
+    def __str__(self) -> str:
+        return f"{self.nettype} {self.addrtype} {self.address}"
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """a=<name>[:<value>]; a property attribute such as a=sendrecv has value None."""
+
+    name: str
+    value: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Attribute:
+        name, sep, value = text.partition(":")
+        if not name:
+            raise SdpError("attribute without a name")
+        return cls(name, value if sep else None)
+
+    def __str__(self) -> str:
+        return self.name if self.value is None else f"{self.name}:{self.value}"
+
+
+def _parse_bandwidth(value: str) -> tuple[str, int]:
+    bwtype, sep, amount = value.partition(":")
+    if not sep or not bwtype or not amount.strip().isdigit():
+        raise SdpError("b= must be <bwtype>:<bandwidth>")
+    return bwtype, int(amount)
+
+
+def _values(attributes: Iterable[Attribute], name: str) -> list[str]:
+    return [a.value or "" for a in attributes if a.name.lower() == name.lower()]
+
+
+def _first(attributes: Iterable[Attribute], name: str) -> str | None:
+    for a in attributes:
+        if a.name.lower() == name.lower():
+            return a.value if a.value is not None else ""
+    return None
+
+
+def _direction(attributes: Iterable[Attribute]) -> str | None:
+    for a in attributes:
+        if a.name in DIRECTIONS:
+            return a.name
+    return None
+
+
+def _pt_value(attributes: Iterable[Attribute], name: str, pt: int | str) -> list[str]:
+    """Values of ``a=<name>:<pt> <rest>`` for one payload type, as ``rest``."""
+    found = []
+    for value in _values(attributes, name):
+        head, _, rest = value.strip().partition(" ")
+        if head == str(pt):
+            found.append(rest.strip())
+    return found
+
+
+@dataclass(frozen=True)
+class MediaDescription:
+    """One m= section with its media-level fields."""
+
+    media: str
+    port: int
+    proto: str
+    formats: tuple[str, ...]
+    number_of_ports: int | None = None
+    information: str | None = None
+    connection: Connection | None = None
+    bandwidths: tuple[tuple[str, int], ...] = ()
+    key: str | None = None
+    attributes: tuple[Attribute, ...] = ()
+
+    @classmethod
+    def parse_m_line(cls, value: str) -> MediaDescription:
+        parts = value.split()
+        if len(parts) < 4:
+            raise SdpError("m= needs <media> <port> <proto> <fmt> ...")
+        media, port_text, proto, *formats = parts
+        port_part, slash, count_part = port_text.partition("/")
+        if not port_part.isdigit() or (slash and not count_part.isdigit()):
+            raise SdpError(f"m= port {port_text!r} is not a number")
+        port = int(port_part)
+        if port > 65535:
+            raise SdpError(f"m= port {port} is out of range")
+        count = int(count_part) if slash else None
+        return cls(media, port, proto, tuple(formats), number_of_ports=count)
+
+    def attribute(self, name: str) -> str | None:
+        """The first a=<name> value ("" for a property attribute), or None when absent."""
+        return _first(self.attributes, name)
+
+    def attributes_named(self, name: str) -> list[str]:
+        return _values(self.attributes, name)
+
+    def has_attribute(self, name: str) -> bool:
+        return _first(self.attributes, name) is not None
+
+    def rtpmap(self, pt: int) -> tuple[str, int, int] | None:
+        """(encoding name, clock rate, channels) from a=rtpmap, else RFC 3551's static table."""
+        for rest in _pt_value(self.attributes, "rtpmap", pt):
+            parts = rest.split("/")
+            if len(parts) >= 2 and parts[1].isdigit():
+                channels = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 1
+                return parts[0], int(parts[1]), channels
+        return STATIC_PAYLOAD_TYPES.get(pt)
+
+    def fmtp(self, pt: int) -> str | None:
+        values = _pt_value(self.attributes, "fmtp", pt)
+        return values[0] if values else None
+
+    def rtcp_fb(self, pt: int) -> list[str]:
+        """a=rtcp-fb values for this payload type, including the wildcard ``*`` ones."""
+        values = _pt_value(self.attributes, "rtcp-fb", pt)
+        return values + [v for v in _pt_value(self.attributes, "rtcp-fb", "*") if v not in values]
+
+    @property
+    def payload_types(self) -> list[int]:
+        """The formats that are RTP payload type numbers."""
+        return [int(f) for f in self.formats if f.isdigit() and int(f) < 128]
+
+    @property
+    def declared_direction(self) -> str | None:
+        return _direction(self.attributes)
+
+    @property
+    def direction(self) -> str:
+        return _direction(self.attributes) or "sendrecv"
+
+    @property
+    def rtcp(self) -> tuple[int, str | None] | None:
+        """a=rtcp:<port> [IN IP4 <address>] (RFC 3605)."""
+        value = self.attribute("rtcp")
+        if value is None:
+            return None
+        parts = value.split()
+        if not parts or not parts[0].isdigit() or int(parts[0]) > 65535:
+            return None
+        return int(parts[0]), parts[3] if len(parts) >= 4 else None
+
+    @property
+    def ptime(self) -> int | None:
+        value = self.attribute("ptime")
+        try:
+            return int(float(value)) if value else None
+        except ValueError:
+            return None
+
+    @property
+    def rtcp_mux(self) -> bool:
+        return self.has_attribute("rtcp-mux")
+
+    def bandwidth_kbps(self) -> int | None:
+        return _bandwidth_kbps(self.bandwidths)
+
+    def lines(self) -> list[str]:
+        port = str(self.port) if self.number_of_ports is None else f"{self.port}/{self.number_of_ports}"
+        out = [f"m={self.media} {port} {self.proto} {' '.join(self.formats)}"]
+        if self.information is not None:
+            out.append(f"i={self.information}")
+        if self.connection is not None:
+            out.append(f"c={self.connection}")
+        out.extend(f"b={t}:{v}" for t, v in self.bandwidths)
+        if self.key is not None:
+            out.append(f"k={self.key}")
+        out.extend(f"a={a}" for a in self.attributes)
+        return out
+
+
+def _bandwidth_kbps(bandwidths: Iterable[tuple[str, int]]) -> int | None:
+    table = {t.upper(): v for t, v in bandwidths}
+    if "AS" in table:
+        return table["AS"]
+    if "TIAS" in table:
+        return table["TIAS"] // 1000
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionDescription:
+    """A whole SDP body."""
+
+    version: int = 0
+    origin: Origin
+    session_name: str = "-"
+    information: str | None = None
+    uri: str | None = None
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    connection: Connection | None = None
+    bandwidths: tuple[tuple[str, int], ...] = ()
+    times: tuple[tuple[int, int], ...] = ((0, 0),)
+    repeats: tuple[str, ...] = ()
+    timezones: str | None = None
+    key: str | None = None
+    attributes: tuple[Attribute, ...] = ()
+    media: tuple[MediaDescription, ...] = field(default=())
+
+    @classmethod
+    def parse(cls, text: str | bytes) -> SessionDescription:
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise SdpError(f"SDP is not UTF-8: {exc}") from None
+        return _Parser(text).run()
+
+    def __str__(self) -> str:
+        out = [f"v={self.version}", f"o={self.origin}", f"s={self.session_name}"]
+        for letter, value in (("i", self.information), ("u", self.uri)):
+            if value is not None:
+                out.append(f"{letter}={value}")
+        out.extend(f"e={e}" for e in self.emails)
+        out.extend(f"p={p}" for p in self.phones)
+        if self.connection is not None:
+            out.append(f"c={self.connection}")
+        out.extend(f"b={t}:{v}" for t, v in self.bandwidths)
+        out.extend(f"t={start} {stop}" for start, stop in self.times)
+        out.extend(f"r={r}" for r in self.repeats)
+        if self.timezones is not None:
+            out.append(f"z={self.timezones}")
+        if self.key is not None:
+            out.append(f"k={self.key}")
+        out.extend(f"a={a}" for a in self.attributes)
+        for m in self.media:
+            out.extend(m.lines())
+        return "\r\n".join(out) + "\r\n"
+
+    def __bytes__(self) -> bytes:
+        return str(self).encode("utf-8")
+
+    def attribute(self, name: str) -> str | None:
+        return _first(self.attributes, name)
+
+    def attributes_named(self, name: str) -> list[str]:
+        return _values(self.attributes, name)
+
+    def connection_for(self, index: int) -> Connection | None:
+        """The media-level c= of m-line ``index``, else the session-level one."""
+        return self.media[index].connection or self.connection
+
+    def media_direction(self, index: int) -> str:
+        """The media-level direction attribute, else the session-level one, else sendrecv."""
+        return self.media[index].declared_direction or _direction(self.attributes) or "sendrecv"
+
+    def bandwidth_kbps(self, index: int) -> int | None:
+        """b=AS (or b=TIAS / 1000) of m-line ``index``, else the session-level one."""
+        found = self.media[index].bandwidth_kbps()
+        return found if found is not None else _bandwidth_kbps(self.bandwidths)
+
+
+class _Parser:
+    """Reads an SDP body line by line, naming the line of any error."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.replace("\r\n", "\n").split("\n")
+        self.session: dict[str, object] = {}
+        self.emails: list[str] = []
+        self.phones: list[str] = []
+        self.bandwidths: list[tuple[str, int]] = []
+        self.times: list[tuple[int, int]] = []
+        self.repeats: list[str] = []
+        self.attributes: list[Attribute] = []
+        self.media: list[MediaDescription] = []
+        self.m_attributes: list[Attribute] = []
+        self.m_bandwidths: list[tuple[str, int]] = []
+
+    def run(self) -> SessionDescription:
+        seen_version = False
+        for number, raw in enumerate(self.lines, start=1):
+            line = raw.rstrip("\r")
+            if not line.strip():
+                continue
+            try:
+                letter, value = self._split(line)
+                if not seen_version:
+                    if letter != "v":
+                        raise SdpError("the first line must be v=")
+                    if value.strip() != "0":
+                        raise SdpError(f"unsupported SDP version {value.strip()!r}")
+                    seen_version = True
+                    continue
+                self._line(letter, value)
+            except SdpError as exc:
+                raise SdpError(f"SDP line {number} {line!r}: {exc}") from None
+        if not seen_version:
+            raise SdpError("empty SDP: no v= line")
+        self._close_media()
+        origin = self.session.get("o")
+        if not isinstance(origin, Origin):
+            raise SdpError("SDP has no o= line")
+        return self._build(origin)
+
+    @staticmethod
+    def _split(line: str) -> tuple[str, str]:
+        letter, sep, value = line.partition("=")
+        if not sep or len(letter) != 1 or not letter.isalpha():
+            raise SdpError("expected <type>=<value>")
+        return letter, value
+
+    def _line(self, letter: str, value: str) -> None:
+        if letter == "m":
+            self._close_media()
+            self.media.append(MediaDescription.parse_m_line(value))
+        elif self.media:
+            self._media_line(letter, value)
+        else:
+            self._session_line(letter, value)
+
+    def _session_line(self, letter: str, value: str) -> None:
+        if letter == "v":
+            raise SdpError("duplicate v= line")
+        if letter in "os" and letter in self.session:
+            raise SdpError(f"duplicate {letter}= line")
+        if letter == "o":
+            self.session["o"] = Origin.parse(value)
+        elif letter == "c":
+            self.session["c"] = Connection.parse(value)
+        elif letter == "t":
+            self.times.append(_parse_time(value))
+        elif letter == "b":
+            self.bandwidths.append(_parse_bandwidth(value.strip()))
+        elif letter == "a":
+            self.attributes.append(Attribute.parse(value.rstrip()))
+        elif letter == "e":
+            self.emails.append(value)
+        elif letter == "p":
+            self.phones.append(value)
+        elif letter == "r":
+            self.repeats.append(value)
+        elif letter in "siuzk":
+            self.session[letter] = value
+        # Other type letters are skipped: RFC 4566 §5 would have the whole description
+        # ignored, but deployed stacks skip the line, and so do we.
+
+    def _media_line(self, letter: str, value: str) -> None:
+        current = self.media[-1]
+        if letter == "a":
+            self.m_attributes.append(Attribute.parse(value.rstrip()))
+        elif letter == "b":
+            self.m_bandwidths.append(_parse_bandwidth(value.strip()))
+        elif letter == "c":
+            if current.connection is None:
+                self.media[-1] = replace(current, connection=Connection.parse(value))
+        elif letter == "i":
+            self.media[-1] = replace(current, information=value)
+        elif letter == "k":
+            self.media[-1] = replace(current, key=value)
+        elif letter in "vos":
+            raise SdpError(f"{letter}= is not allowed after an m= line")
+
+    def _close_media(self) -> None:
+        if self.media:
+            self.media[-1] = replace(
+                self.media[-1],
+                attributes=tuple(self.m_attributes),
+                bandwidths=tuple(self.m_bandwidths),
+            )
+        self.m_attributes = []
+        self.m_bandwidths = []
+
+    def _build(self, origin: Origin) -> SessionDescription:
+        def text(letter: str) -> str | None:
+            value = self.session.get(letter)
+            return value if isinstance(value, str) else None
+
+        connection = self.session.get("c")
+        return SessionDescription(
+            origin=origin,
+            session_name=str(self.session.get("s", "-")),
+            information=text("i"),
+            uri=text("u"),
+            emails=tuple(self.emails),
+            phones=tuple(self.phones),
+            connection=connection if isinstance(connection, Connection) else None,
+            bandwidths=tuple(self.bandwidths),
+            times=tuple(self.times) or ((0, 0),),
+            repeats=tuple(self.repeats),
+            timezones=text("z"),
+            key=text("k"),
+            attributes=tuple(self.attributes),
+            media=tuple(self.media),
+        )
+
+
+def _parse_time(value: str) -> tuple[int, int]:
+    parts = value.split()
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        raise SdpError("t= needs <start-time> <stop-time>")
+    return int(parts[0]), int(parts[1])
+
+
