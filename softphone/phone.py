@@ -383,8 +383,10 @@ class Phone:
         asyncio.get_running_loop().call_later(delay, fire)
 
     def _emit_rejected(self, request: Request, status: int) -> None:
-        self.on_event({"event": "call_end", "result": "rejected", "sip_code": status, "call_id": request.call_id,
-                       "direction": "incoming", "remote_party": str(request.from_addr.uri)})
+        summary = {"result": "rejected", "sip_code": status, "call_id": request.call_id,
+                   "direction": "incoming", "remote_party": str(request.from_addr.uri)}
+        self.finished.append(summary)
+        self.on_event({"event": "call_end", **summary})
 
     # ------------------------------------------------------------ commands
 
@@ -442,12 +444,18 @@ class Phone:
 
     def _finish(self, session: CallSession, ended: CallEnded) -> None:
         self._release(session)
+        # keep the call a while for late retransmissions (64*T1, RFC 3261 Timer J/H), then forget it
+        asyncio.get_running_loop().call_later(64 * self.timers.t1, self._forget, session)
         summary = session.summary()
         summary["reason"] = ended.reason
         self.finished.append(summary)
         self.on_event({"event": "call_end", **summary})
         if not session.done.done():
             session.done.set_result(summary)
+
+    def _forget(self, session: CallSession) -> None:
+        if self.sessions.get(session.call_id) is session:
+            del self.sessions[session.call_id]
 
     def _release(self, session: CallSession) -> None:
         for pair in session.ports:

@@ -40,14 +40,16 @@ def _bind(family: int, host: str, port: int) -> socket.socket:
 def open_port_pair(host: str, port_range: tuple[int, int], *, attempts: int = 64) -> RtpPortPair:
     """Bind RTP and RTCP on an even port and the next one inside ``port_range``.
 
-    A range of a single port is taken as it is; ``(0, 0)`` means any free pair.
+    A single port is tried first, then any free pair; ``(0, 0)`` means any free pair.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     low, high = port_range
     if low == 0:
         candidates = [0] * attempts
     elif low == high:
-        candidates = [low]
+        # like linphone, a single configured port is a preference: when another call
+        # holds it, the stream takes any free pair
+        candidates = [low] + [0] * attempts
     else:
         candidates = list(range(low + (low % 2), high, 2))
         random.shuffle(candidates)

@@ -9,11 +9,11 @@ come out, and the datagrams to send are collected for the transport to take with
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from softphone.errors import ParseError
-from softphone.sip.headers import Via
+from softphone.sip.headers import CSeq, NameAddress, Via
 from softphone.sip.message import Headers, Message, MessageParseError, Request, Response, parse_message
 from softphone.sip.transaction import (
     AnswerRetransmission,
@@ -352,16 +352,34 @@ def _bad_request(headers: Headers, reason: str) -> Response | None:
         Via.parse(vias[0])
     except ParseError:
         return None
-    needed = ("From", "To", "Call-ID", "CSeq")
     response_headers = Headers.of(*(("Via", v) for v in vias))
-    for name in needed:
+    for name, check, placeholder in _COPIED:
         value = headers.get(name)
-        if value is not None:
-            response_headers = response_headers.add(name, value)
+        try:
+            if value is None:
+                raise ParseError("missing")
+            check(value)
+        except ParseError:
+            # a header we cannot read is replaced so that the 400 itself stays well formed
+            value = placeholder
+        response_headers = response_headers.add(name, value)
     phrase = "Bad Request"
     detail = reason.replace("\r", " ").replace("\n", " ")[:120]
     response_headers = response_headers.add("Warning", f'399 softphone "{_quote(detail)}"')
     return Response(400, phrase, response_headers)
+
+
+def _check_call_id(value: str) -> None:
+    if not value.strip() or any(c.isspace() for c in value.strip()):
+        raise ParseError("bad Call-ID")
+
+
+_COPIED: tuple[tuple[str, Callable[[str], object], str], ...] = (
+    ("From", NameAddress.parse, "<sip:invalid@invalid>;tag=0"),
+    ("To", NameAddress.parse, "<sip:invalid@invalid>"),
+    ("Call-ID", _check_call_id, "invalid"),
+    ("CSeq", CSeq.parse, "0 INVALID"),
+)
 
 
 def _quote(text: str) -> str:

@@ -1,0 +1,154 @@
+"""The transaction layer endpoint: bytes in, events and datagrams out, clock injected."""
+
+from __future__ import annotations
+
+from softphone.sip.endpoint import (
+    AckReceived,
+    Endpoint,
+    MessageDropped,
+    Peer,
+    RequestReceived,
+    ResponseReceived,
+    TransactionTimedOut,
+    build_response,
+)
+from softphone.sip.message import Request, Response, parse_message
+from softphone.sip.transaction import Timers
+
+SOURCE = Peer("udp", "192.0.2.7", 40000)
+
+INVITE = (
+    "INVITE sip:bob@127.0.0.1:5062 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 10.1.1.1:5070;branch=z9hG4bKabc;rport\r\n"
+    "Max-Forwards: 70\r\n"
+    "From: <sip:alice@10.1.1.1>;tag=a1\r\n"
+    "To: <sip:bob@127.0.0.1>\r\n"
+    "Call-ID: c1@10.1.1.1\r\n"
+    "CSeq: 7 INVITE\r\n"
+    "Contact: <sip:alice@10.1.1.1:5070>\r\n"
+    "Content-Length: 0\r\n\r\n"
+).encode()
+
+
+def replies(endpoint: Endpoint) -> list[tuple[Response, Peer]]:
+    out = []
+    for datagram in endpoint.datagrams_to_send():
+        message = parse_message(datagram.data)
+        assert isinstance(message, Response)
+        out.append((message, datagram.peer))
+    return out
+
+
+def test_new_invite_is_delivered_and_trying_sent_to_rport_source() -> None:
+    endpoint = Endpoint(Timers())
+    events = endpoint.receive(INVITE, SOURCE, 0.0)
+    assert len(events) == 1 and isinstance(events[0], RequestReceived)
+    request = events[0].request
+    # RFC 3581 §4: received and rport are filled in from the real source
+    assert request.top_via.received == "192.0.2.7" and request.top_via.rport == 40000
+    sent = replies(endpoint)
+    assert [(r.status, p.host, p.port) for r, p in sent] == [(100, "192.0.2.7", 40000)]
+
+
+def test_retransmitted_invite_is_absorbed_and_last_response_repeated() -> None:
+    endpoint = Endpoint(Timers())
+    request = endpoint.receive(INVITE, SOURCE, 0.0)[0].request  # type: ignore[union-attr]
+    endpoint.datagrams_to_send()
+    endpoint.respond(request, build_response(request, 180, to_tag="b1"), 0.1)
+    assert [r.status for r, _ in replies(endpoint)] == [180]
+    assert endpoint.receive(INVITE, SOURCE, 0.5) == []
+    assert [r.status for r, _ in replies(endpoint)] == [180]
+
+
+def test_2xx_is_retransmitted_until_the_ack() -> None:
+    endpoint = Endpoint(Timers())
+    request = endpoint.receive(INVITE, SOURCE, 0.0)[0].request  # type: ignore[union-attr]
+    endpoint.datagrams_to_send()
+    endpoint.respond(request, build_response(request, 200, to_tag="b1"), 0.0)
+    assert [r.status for r, _ in replies(endpoint)] == [200]
+    assert endpoint.get_timer() == 0.5
+    endpoint.handle_timer(0.5)
+    assert [r.status for r, _ in replies(endpoint)] == [200]
+    ack = INVITE.replace(b"INVITE sip", b"ACK sip").replace(b"7 INVITE", b"7 ACK").replace(b"z9hG4bKabc", b"z9hG4bKack")
+    events = endpoint.receive(ack, SOURCE, 0.7)
+    assert len(events) == 1 and isinstance(events[0], AckReceived)
+    endpoint.handle_timer(10.0)
+    assert replies(endpoint) == []
+
+
+def test_malformed_request_with_usable_via_gets_400() -> None:
+    endpoint = Endpoint(Timers())
+    bad = INVITE.replace(b"CSeq: 7 INVITE", b"CSeq: seven INVITE")
+    events = endpoint.receive(bad, SOURCE, 0.0)
+    assert len(events) == 1 and isinstance(events[0], MessageDropped)
+    (response, peer), = replies(endpoint)
+    assert response.status == 400 and peer == SOURCE
+    assert response.call_id == "c1@10.1.1.1"
+
+
+def test_message_without_via_is_dropped_silently() -> None:
+    endpoint = Endpoint(Timers())
+    bad = b"\r\n".join(line for line in INVITE.split(b"\r\n") if not line.startswith(b"Via"))
+    events = endpoint.receive(bad, SOURCE, 0.0)
+    assert isinstance(events[0], MessageDropped)
+    assert replies(endpoint) == []
+
+
+def test_garbage_and_keepalives() -> None:
+    endpoint = Endpoint(Timers())
+    assert endpoint.receive(b"\r\n\r\n", SOURCE, 0.0) == []
+    events = endpoint.receive(b"\x00\xff garbage", SOURCE, 0.0)
+    assert isinstance(events[0], MessageDropped)
+    assert replies(endpoint) == []
+
+
+def test_client_transaction_delivers_response_and_times_out() -> None:
+    endpoint = Endpoint(Timers(t1=0.1))
+    request = parse_message(INVITE.replace(b"z9hG4bKabc", b"z9hG4bKout"))
+    assert isinstance(request, Request)
+    peer = Peer("udp", "127.0.0.1", 5062)
+    endpoint.send_request(request, peer, 0.0)
+    assert len(endpoint.datagrams_to_send()) == 1
+    # no response at all: Timer A retransmits, Timer B (64*T1) ends the transaction
+    events = []
+    now = 0.0
+    while now < 7.0:
+        now += 0.05
+        events += endpoint.handle_timer(now)
+    assert [e.timer for e in events if isinstance(e, TransactionTimedOut)] == ["B"]
+    assert len(endpoint.datagrams_to_send()) == 6  # at 0.1, 0.3, 0.7, 1.5, 3.1 and 6.3 s
+    assert endpoint.get_timer() is None
+
+
+def test_client_transaction_delivers_provisional_then_final() -> None:
+    endpoint = Endpoint(Timers(t1=0.1))
+    request = parse_message(INVITE.replace(b"z9hG4bKabc", b"z9hG4bKout"))
+    assert isinstance(request, Request)
+    peer = Peer("udp", "127.0.0.1", 5062)
+    endpoint.send_request(request, peer, 0.0)
+    endpoint.datagrams_to_send()
+    events = endpoint.receive(bytes(build_response(request, 180, to_tag="x")), peer, 0.05)
+    assert isinstance(events[0], ResponseReceived) and events[0].response.status == 180
+    # RFC 3261 §17.1.1.2: in Proceeding there are no more retransmissions
+    assert endpoint.handle_timer(1.0) == [] and endpoint.datagrams_to_send() == []
+    events = endpoint.receive(bytes(build_response(request, 486, to_tag="x")), peer, 1.1)
+    assert isinstance(events[0], ResponseReceived) and events[0].response.status == 486
+    (ack,) = endpoint.datagrams_to_send()
+    assert ack.data.startswith(b"ACK sip:bob@127.0.0.1:5062 SIP/2.0")
+
+
+def test_response_without_transaction_is_ignored() -> None:
+    endpoint = Endpoint(Timers())
+    request = parse_message(INVITE)
+    assert isinstance(request, Request)
+    assert endpoint.receive(bytes(build_response(request, 200, to_tag="x")), SOURCE, 0.0) == []
+
+
+def test_tcp_responses_use_the_connection() -> None:
+    endpoint = Endpoint(Timers())
+    source = Peer("tcp", "127.0.0.1", 50000, connection=3)
+    tcp_invite = INVITE.replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP")
+    events = endpoint.receive(tcp_invite, source, 0.0)
+    assert isinstance(events[0], RequestReceived)
+    (_, peer), = replies(endpoint)
+    assert peer.connection == 3
