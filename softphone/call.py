@@ -176,7 +176,6 @@ class Call:
         commands: list[Command] = []
         if self.streams:
             commands.append(MediaStop())
-            self.streams = ()
         commands.append(StateChanged("ended", code))
         commands.append(CallEnded(result, code, reason))
         return commands
@@ -486,11 +485,13 @@ class Call:
         state = "held_by_peer" if held else "resumed"
         return [SendResponse(request, response), MediaUpdate(self.streams), StateChanged(state)]
 
-    def on_timeout(self, request: Request) -> list[Command]:
-        """A client transaction of ours got no answer (Timer B or F)."""
+    def on_timeout(self, request: Request, timer: str = "B") -> list[Command]:
+        """A client transaction of ours got no answer (Timer B or F) or could not be sent."""
         if request.method == "INVITE" and self.invite is not None and request.cseq == self.invite.cseq:
             if self.state in ("calling", "early", "cancelling"):
                 self._go("failed")
+                if timer == "transport":
+                    return self._end("error", None, "transport error: the peer could not be reached")
                 return self._end("timeout", 408, "no response")
         if request.method == "INVITE" and self._reinvite is not None and request.cseq == self._reinvite.cseq:
             return self._on_reinvite_response(Response(408, "Request Timeout", request.headers))

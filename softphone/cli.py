@@ -13,7 +13,15 @@ from typing import Any, TextIO
 
 from softphone import __version__
 from softphone.config import Config, default_config, default_config_path, load
-from softphone.errors import CallFailed, ConfigError, NoResponse, ParseError, SoftphoneError, UsageError
+from softphone.errors import (
+    CallFailed,
+    ConfigError,
+    NoResponse,
+    ParseError,
+    SoftphoneError,
+    TransportError,
+    UsageError,
+)
 
 log = logging.getLogger("softphone")
 
@@ -209,6 +217,9 @@ def _exit_code(summary: dict[str, Any]) -> int:
         print(f"softphone: {NoResponse('no response from the peer')}", file=sys.stderr)
         return NoResponse.exit_code
     code = summary.get("sip_code")
+    if result == "error" and code is None:
+        print(f"softphone: {TransportError(summary.get('reason') or 'transport error')}", file=sys.stderr)
+        return TransportError.exit_code
     print(f"softphone: {CallFailed(code or 0, summary.get('reason') or '')}", file=sys.stderr)
     return CallFailed.exit_code
 

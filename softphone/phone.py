@@ -291,7 +291,7 @@ class Phone:
         elif isinstance(event, TransactionTimedOut):
             session = self.sessions.get(event.request.call_id)
             if session is not None:
-                self.execute(session, session.call.on_timeout(event.request))
+                self.execute(session, session.call.on_timeout(event.request, event.timer))
         elif isinstance(event, AnswerTimedOut):
             session = self.sessions.get(event.response.call_id)
             if session is not None:

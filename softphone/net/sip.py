@@ -113,7 +113,7 @@ class SipNetwork:
         for connection in list(self._connections.values()):
             connection.writer.close()
         self._connections.clear()
-        for task in self._tasks:
+        for task in list(self._tasks):
             task.cancel()
 
     # ------------------------------------------------------------ addresses
@@ -223,15 +223,22 @@ class SipNetwork:
         except (OSError, asyncio.TimeoutError) as exc:
             log.info("TCP connection to %s failed: %s", _hostport(*key), exc)
             self._pending.pop(key, None)
+            events = self.endpoint.transport_failed(Peer("tcp", key[0], key[1]), self.now())
+            if events:
+                self.handler(events)
+            self.kick()
             return
         connection = self._register(reader, writer)
         for data in self._pending.pop(key, []):
             writer.write(data)
         await self._read_loop(connection, reader)
 
-    async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # the read loop runs in a task of ours, so that close() can cancel it quietly
         connection = self._register(reader, writer)
-        await self._read_loop(connection, reader)
+        task = self.loop.create_task(self._read_loop(connection, reader))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _register(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> _Connection:
         peername = writer.get_extra_info("peername")

@@ -27,6 +27,7 @@ from softphone.sip.transaction import (
     Terminated,
     TimedOut,
     Timers,
+    TransportFailure,
     client_key,
     server_key,
 )
@@ -248,6 +249,15 @@ class Endpoint:
             retransmission = AnswerRetransmission(data, reliable=entry.peer.reliable, timers=self.timers, now=now)
             self._answers[(request.call_id, request.cseq.number)] = _AnswerEntry(retransmission, entry.peer, response)
 
+    def transport_failed(self, peer: Peer, now: float) -> list[Event]:
+        """Sending to ``peer`` failed (e.g. a TCP connection was refused): its client
+        transactions end at once instead of waiting for Timer B or F."""
+        events: list[Event] = []
+        for key, entry in list(self._clients.items()):
+            if (entry.peer.transport, entry.peer.host, entry.peer.port) == (peer.transport, peer.host, peer.port):
+                events += self._run(entry, entry.transaction.transport_error(now), self._clients, key)
+        return events
+
     def has_server_transaction(self, request: Request) -> bool:
         return server_key(request) in self._servers
 
@@ -301,10 +311,14 @@ class Endpoint:
                 message: Message = output.message
                 if isinstance(message, Response):
                     events.append(ResponseReceived(message, entry.request))
+                elif message.method == "ACK":
+                    events.append(AckReceived(message, entry.peer))
                 else:
                     events.append(RequestReceived(message, entry.peer))
             elif isinstance(output, TimedOut):
                 events.append(TransactionTimedOut(entry.request, output.timer))
+            elif isinstance(output, TransportFailure):
+                events.append(TransactionTimedOut(entry.request, "transport"))
             elif isinstance(output, Terminated):
                 table.pop(key, None)
         return events
