@@ -12,7 +12,14 @@ from dataclasses import dataclass, field, replace
 
 from softphone.errors import SdpError, StateError
 from softphone.sdp.model import SessionDescription
-from softphone.sdp.negotiate import NegotiatedStream, SessionConfig, StreamConfig, answer_offer, build_offer, process_answer
+from softphone.sdp.negotiate import (
+    NegotiatedStream,
+    SessionConfig,
+    StreamConfig,
+    answer_offer,
+    build_offer,
+    process_answer,
+)
 from softphone.sip.dialog import Dialog, LocalAddress, ack_for_2xx, cancel_for, random_token
 from softphone.sip.endpoint import build_response
 from softphone.sip.headers import NameAddress
@@ -317,8 +324,9 @@ class Call:
             pairs += [("Allow", ALLOW)]
         if self.setup.user_agent:
             pairs.append(("User-Agent", self.setup.user_agent))
-        return build_response(self.invite, status, to_tag=self._local_tag, extra=pairs, body=body,
-                              content_type=SDP if body else None)
+        return build_response(
+            self.invite, status, to_tag=self._local_tag, extra=pairs, body=body, content_type=SDP if body else None
+        )
 
     def ring(self) -> list[Command]:
         assert self.invite is not None
@@ -378,9 +386,14 @@ class Call:
             raise StateError("Call", "re-INVITE pending", "re-INVITE")
         offer = build_offer(self._session(direction))
         self._reinvite_offer = offer
-        self._reinvite = self.dialog.create_request("INVITE", self.setup.local, self._contact(),
-                                                    user_agent=self.setup.user_agent, body=str(offer).encode(),
-                                                    content_type=SDP)
+        self._reinvite = self.dialog.create_request(
+            "INVITE",
+            self.setup.local,
+            self._contact(),
+            user_agent=self.setup.user_agent,
+            body=str(offer).encode(),
+            content_type=SDP,
+        )
         self.held = direction != "sendrecv"
         return [SendRequest(self._reinvite, self.dialog.next_hop())]
 
@@ -473,7 +486,12 @@ class Call:
                 offer = SessionDescription.parse(request.body)
                 answer, negotiated = answer_offer(offer, self._session())
             except SdpError as exc:
-                return [SendResponse(request, build_response(request, 488, extra=(("Warning", f'304 softphone "{_clean(str(exc))}"'),)))]
+                return [
+                    SendResponse(
+                        request,
+                        build_response(request, 488, extra=(("Warning", f'304 softphone "{_clean(str(exc))}"'),)),
+                    )
+                ]
             self.remote_sdp, self.local_sdp, streams = offer, answer, tuple(negotiated)
             body = str(answer).encode()
         elif self.local_sdp is not None:

@@ -54,8 +54,12 @@ def _seconds(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="softphone", description="A scriptable SIP softphone.")
     parser.add_argument("--version", action="version", version=f"softphone {__version__}")
-    parser.add_argument("-c", "--config", metavar="FILE", help="INI file (default: $SOFTPHONE_CONFIG, "
-                        "else ~/.config/softphone/softphonerc, else built-in defaults)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="FILE",
+        help="INI file (default: $SOFTPHONE_CONFIG, else ~/.config/softphone/softphonerc, else built-in defaults)",
+    )
     parser.add_argument("--bind", metavar="ADDR", help="local IP address to listen on and advertise")
     parser.add_argument("--sip-port", type=_port, metavar="N", help="SIP port for UDP and TCP (0 = any free port)")
     parser.add_argument("--rtp-port", type=_port, metavar="N", help="first RTP port (audio N, video N+2; 0 = any)")
@@ -134,7 +138,9 @@ def _load_config(args: argparse.Namespace) -> Config:
         config = config.with_values("sip", t1_ms=args.t1_ms)
     if args.rtp_port is not None:
         port = args.rtp_port
-        config = config.with_values("rtp", audio_rtp_port=(port, port), video_rtp_port=(port + 2, port + 2) if port else (0, 0))
+        config = config.with_values(
+            "rtp", audio_rtp_port=(port, port), video_rtp_port=(port + 2, port + 2) if port else (0, 0)
+        )
     return config
 
 

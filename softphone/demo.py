@@ -54,5 +54,7 @@ def _print_timeline(summary: dict[str, Any], target: str) -> None:
     for kind in ("audio", "video"):
         stream = summary.get(kind)
         if stream and not stream["declined"]:
-            print(f"  {kind}: {stream['codec']} pt {stream['payload_type']} local port {stream['local_port']}"
-                  f" -> {stream['remote']} ({stream['media']})")
+            print(
+                f"  {kind}: {stream['codec']} pt {stream['payload_type']} local port {stream['local_port']}"
+                f" -> {stream['remote']} ({stream['media']})"
+            )

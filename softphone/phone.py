@@ -1,9 +1,9 @@
 """The composition root: config -> endpoint, transports, calls, media; the Python API.
 
-    phone = Phone(config, bind="127.0.0.1")
-    await phone.start()
-    session = await phone.call("sip:alice@127.0.0.1:5070")
-    summary = await session.wait()
+phone = Phone(config, bind="127.0.0.1")
+await phone.start()
+session = await phone.call("sip:alice@127.0.0.1:5070")
+summary = await session.wait()
 """
 
 from __future__ import annotations
@@ -235,7 +235,9 @@ class Phone:
 
     # ------------------------------------------------------------ making calls
 
-    async def call(self, uri: str | SipUri, *, transport: str | None = None, media: MediaChoice | None = None) -> CallSession:
+    async def call(
+        self, uri: str | SipUri, *, transport: str | None = None, media: MediaChoice | None = None
+    ) -> CallSession:
         target = SipUri.parse(uri) if isinstance(uri, str) else uri
         if target.scheme not in ("sip", "sips"):
             raise UsageError(f"cannot call {target}: only sip: URIs can be called directly")
@@ -256,8 +258,14 @@ class Phone:
         bind = self.bind if not is_unspecified(self.bind) else ("::" if ":" in host else "0.0.0.0")
         rtp = self.config.rtp
         ports = [open_port_pair(bind, rtp.audio_rtp_port)]
-        streams = [StreamConfig("audio", ports[0].port, codec_specs("audio", self.config, choice.audio_codec),
-                                ptime=self.config.sound.ptime)]
+        streams = [
+            StreamConfig(
+                "audio",
+                ports[0].port,
+                codec_specs("audio", self.config, choice.audio_codec),
+                ptime=self.config.sound.ptime,
+            )
+        ]
         if choice.video and self.config.video.enabled:
             try:
                 ports.append(open_port_pair(bind, rtp.video_rtp_port))
@@ -303,8 +311,9 @@ class Phone:
             if session is None:
                 self._on_invite(request, source)
             return  # a merged/looped request: the transaction layer absorbed retransmissions
-        if session is not None and (request.method == "CANCEL" or session.call.dialog is None
-                                    or session.call.dialog.matches(request)):
+        if session is not None and (
+            request.method == "CANCEL" or session.call.dialog is None or session.call.dialog.matches(request)
+        ):
             self.execute(session, session.call.on_request(request))
             return
         self._out_of_dialog(request)
@@ -312,8 +321,12 @@ class Phone:
     def _out_of_dialog(self, request: Request) -> None:
         method = request.method
         if method == "OPTIONS":
-            extra = (("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "replaces"),
-                     ("User-Agent", self.user_agent))
+            extra = (
+                ("Allow", ALLOW),
+                ("Accept", "application/sdp"),
+                ("Supported", "replaces"),
+                ("User-Agent", self.user_agent),
+            )
             self._respond(request, build_response(request, 200, to_tag=_tag(), extra=extra))
         elif method in ("BYE", "CANCEL") or request.to_addr.tag is not None:
             # RFC 3261 §12.2.2: "If the UAS wishes to reject the request because it does
@@ -338,8 +351,9 @@ class Phone:
             self._emit_rejected(request, policy.reject)
             return
         caller = str(request.from_addr.uri)
-        if policy.allow and not any(fnmatch.fnmatch(caller, p) or fnmatch.fnmatch(caller.split(":", 1)[-1], p)
-                                    for p in policy.allow):
+        if policy.allow and not any(
+            fnmatch.fnmatch(caller, p) or fnmatch.fnmatch(caller.split(":", 1)[-1], p) for p in policy.allow
+        ):
             self._respond(request, build_response(request, 403, to_tag=_tag()))
             self._emit_rejected(request, 403)
             return
@@ -359,8 +373,9 @@ class Phone:
         call, commands = Call.incoming(request, setup)
         session = CallSession(self, call, source.transport, time.monotonic(), ports)
         self.sessions[call.call_id] = session
-        self.on_event({"event": "incoming", "call_id": call.call_id, "from": str(request.from_addr),
-                       "to": str(request.to_addr)})
+        self.on_event(
+            {"event": "incoming", "call_id": call.call_id, "from": str(request.from_addr), "to": str(request.to_addr)}
+        )
         self.execute(session, commands)
         if call.ended:
             return
@@ -383,8 +398,13 @@ class Phone:
         asyncio.get_running_loop().call_later(delay, fire)
 
     def _emit_rejected(self, request: Request, status: int) -> None:
-        summary = {"result": "rejected", "sip_code": status, "call_id": request.call_id,
-                   "direction": "incoming", "remote_party": str(request.from_addr.uri)}
+        summary = {
+            "result": "rejected",
+            "sip_code": status,
+            "call_id": request.call_id,
+            "direction": "incoming",
+            "remote_party": str(request.from_addr.uri),
+        }
         self.finished.append(summary)
         self.on_event({"event": "call_end", **summary})
 
@@ -403,8 +423,13 @@ class Phone:
             elif isinstance(command, StateChanged):
                 self._on_state(session, command)
             elif isinstance(command, MediaUpdate):
-                self.on_event({"event": "media", "call_id": session.call_id,
-                               "streams": [_stream_summary(s) for s in command.streams]})
+                self.on_event(
+                    {
+                        "event": "media",
+                        "call_id": session.call_id,
+                        "streams": [_stream_summary(s) for s in command.streams],
+                    }
+                )
             elif isinstance(command, MediaStop):
                 pass
             elif isinstance(command, CallEnded):
@@ -439,8 +464,9 @@ class Phone:
             session.mark(change.state)
         if change.state == "confirmed" and session.call.role == "uas":
             session.mark("ack")
-        self.on_event({"event": "state", "call_id": session.call_id, "state": change.state,
-                       "sip_code": change.sip_code})
+        self.on_event(
+            {"event": "state", "call_id": session.call_id, "state": change.state, "sip_code": change.sip_code}
+        )
 
     def _finish(self, session: CallSession, ended: CallEnded) -> None:
         self._release(session)

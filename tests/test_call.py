@@ -42,7 +42,9 @@ PCMA = CodecSpec("PCMA", 8000, 1, 8)
 VP8 = CodecSpec("VP8", 90000, 1, None, None, ("nack pli",))
 
 
-def setup_for(name: str, port: int, rtp: int, codecs: tuple[CodecSpec, ...] = (PCMU, PCMA), video: bool = False) -> CallSetup:
+def setup_for(
+    name: str, port: int, rtp: int, codecs: tuple[CodecSpec, ...] = (PCMU, PCMA), video: bool = False
+) -> CallSetup:
     streams = [StreamConfig("audio", rtp, codecs)]
     if video:
         streams.append(StreamConfig("video", rtp + 2, (VP8,)))
@@ -266,8 +268,11 @@ def test_hold_and_resume_by_reinvite(pair: tuple[Side, Side, Wire]) -> None:
     assert [s for s in call.streams if s.kind == "audio"][0].direction == "sendrecv"
     assert "resumed" in alice.states()
     # the session version went up with every offer (RFC 3264 §8)
-    versions = [SessionDescription.parse(d.split(b"\r\n\r\n", 1)[1]).origin.session_version
-                for _, d in wire.log if d.startswith(b"INVITE")]
+    versions = [
+        SessionDescription.parse(d.split(b"\r\n\r\n", 1)[1]).origin.session_version
+        for _, d in wire.log
+        if d.startswith(b"INVITE")
+    ]
     assert versions == sorted(versions) and len(set(versions)) == len(versions)
 
 
@@ -287,7 +292,9 @@ def test_answer_retransmitted_until_ack_then_bye(pair: tuple[Side, Side, Wire]) 
     dial(alice, wire)
     assert bob.call is not None and bob.call.state == "answered"
     wire.advance(33.0)
-    oks = [d for p, d in wire.log if p == 5061 and d.startswith(b"SIP/2.0 200") and b"INVITE" in d.split(b"CSeq:")[1][:30]]
+    oks = [
+        d for p, d in wire.log if p == 5061 and d.startswith(b"SIP/2.0 200") and b"INVITE" in d.split(b"CSeq:")[1][:30]
+    ]
     assert len(oks) >= 6  # T1, 2T1, 4T1, then T2 spacing
     assert any(d.startswith(b"BYE") for p, d in wire.log if p == 5061)
 

@@ -59,7 +59,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 class SipNetwork:
     """UDP and TCP listeners for one Endpoint."""
 
-    def __init__(self, endpoint: Endpoint, handler: EventHandler, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self, endpoint: Endpoint, handler: EventHandler, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self.endpoint = endpoint
         self.handler = handler
         self.loop = loop or asyncio.get_running_loop()
@@ -94,8 +96,9 @@ class SipNetwork:
         if tcp:
             wanted = self.ports["udp"] if tcp_port is None or tcp_port == 0 and port == 0 else tcp_port
             try:
-                self._tcp_server = await asyncio.start_server(self._accepted, host, wanted, family=family,
-                                                              reuse_address=True)
+                self._tcp_server = await asyncio.start_server(
+                    self._accepted, host, wanted, family=family, reuse_address=True
+                )
             except OSError as exc:
                 self.close()
                 raise TransportError(f"cannot listen on TCP {_hostport(host, wanted)}: {exc.strerror or exc}") from exc

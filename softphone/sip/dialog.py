@@ -173,12 +173,19 @@ class Dialog:
         return uri, [*self.route_set[1:], NameAddress(self.remote_target)]
 
 
-def ack_for_2xx(dialog: Dialog, invite: Request, local: LocalAddress, user_agent: str | None = None,
-                body: bytes = b"", content_type: str | None = None) -> Request:
+def ack_for_2xx(
+    dialog: Dialog,
+    invite: Request,
+    local: LocalAddress,
+    user_agent: str | None = None,
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> Request:
     """RFC 3261 §13.2.2.4: "The sequence number of the CSeq header field MUST be the
     same as the INVITE being acknowledged, but the CSeq method MUST be ACK." """
-    ack = dialog.create_request("ACK", local, None, user_agent=user_agent, cseq=invite.cseq.number,
-                                body=body, content_type=content_type)
+    ack = dialog.create_request(
+        "ACK", local, None, user_agent=user_agent, cseq=invite.cseq.number, body=body, content_type=content_type
+    )
     return ack
 
 

@@ -62,7 +62,10 @@ REASONS = {
 
 
 def reason_phrase(status: int) -> str:
-    return REASONS.get(status, {1: "Provisional", 2: "OK", 3: "Redirect", 4: "Client Error", 5: "Server Error"}.get(status // 100, "Failure"))
+    return REASONS.get(
+        status,
+        {1: "Provisional", 2: "OK", 3: "Redirect", 4: "Client Error", 5: "Server Error"}.get(status // 100, "Failure"),
+    )
 
 
 @dataclass(frozen=True)
@@ -167,7 +170,7 @@ class Endpoint:
         try:
             message = parse_message(data, stream=source.reliable)
         except ParseError as exc:
-            return self._reject_malformed(exc, source)
+            return self._reject_malformed(exc, data, source)
         try:
             if isinstance(message, Request):
                 return self._receive_request(message, source, now)
@@ -176,10 +179,11 @@ class Endpoint:
             log.info("dropping message from %s:%s: %s", source.host, source.port, exc)
             return [MessageDropped(str(exc), source)]
 
-    def _reject_malformed(self, exc: ParseError, source: Peer) -> list[Event]:
+    def _reject_malformed(self, exc: ParseError, data: bytes, source: Peer) -> list[Event]:
         log.info("malformed message from %s:%s: %s", source.host, source.port, exc)
-        if isinstance(exc, MessageParseError) and exc.is_request and exc.method != "ACK" and exc.headers is not None:
-            response = _bad_request(exc.headers, str(exc))
+        if isinstance(exc, MessageParseError) and exc.is_request and exc.method != "ACK":
+            headers = exc.headers if exc.headers is not None else _salvage_headers(data)
+            response = _bad_request(headers, str(exc))
             if response is not None:
                 self._outbox.append(Outgoing(bytes(response), _response_peer(response, source)))
         return [MessageDropped(str(exc), source)]
@@ -383,6 +387,36 @@ def _bad_request(headers: Headers, reason: str) -> Response | None:
     return Response(400, phrase, response_headers)
 
 
+_SALVAGED = {
+    "via": "Via",
+    "v": "Via",
+    "from": "From",
+    "f": "From",
+    "to": "To",
+    "t": "To",
+    "call-id": "Call-ID",
+    "i": "Call-ID",
+    "cseq": "CSeq",
+}
+
+
+def _salvage_headers(data: bytes, max_lines: int = 256, max_length: int = 1024) -> Headers:
+    """The headers a 400 needs, read leniently from a message the parser refused
+    (over-long or undecodable lines, a missing blank line...): RFC 3261 §8.2 expects
+    the UAS to answer what it can still address."""
+    pairs: list[tuple[str, str]] = []
+    head = data.split(b"\r\n\r\n", 1)[0]
+    for raw in head.splitlines()[1 : max_lines + 1]:
+        name, sep, value = raw.decode("latin-1").partition(":")
+        canonical = _SALVAGED.get(name.strip().lower())
+        if not sep or canonical is None or len(value) > max_length:
+            continue
+        if canonical != "Via" and any(n == canonical for n, _ in pairs):
+            continue
+        pairs.append((canonical, value.strip()))
+    return Headers.of(*pairs)
+
+
 def _check_call_id(value: str) -> None:
     if not value.strip() or any(c.isspace() for c in value.strip()):
         raise ParseError("bad Call-ID")
@@ -400,8 +434,16 @@ def _quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def build_response(request: Request, status: int, reason: str | None = None, *, to_tag: str | None = None,
-                   extra: Iterable[tuple[str, str]] = (), body: bytes = b"", content_type: str | None = None) -> Response:
+def build_response(
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    extra: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> Response:
     """A response to ``request`` with the headers RFC 3261 §8.2.6.2 says to copy."""
     pairs: list[tuple[str, str]] = [("Via", v) for v in request.headers.get_all("Via")]
     if 100 < status < 300:

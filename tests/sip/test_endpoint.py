@@ -18,16 +18,16 @@ from softphone.sip.transaction import Timers
 SOURCE = Peer("udp", "192.0.2.7", 40000)
 
 INVITE = (
-    "INVITE sip:bob@127.0.0.1:5062 SIP/2.0\r\n"
-    "Via: SIP/2.0/UDP 10.1.1.1:5070;branch=z9hG4bKabc;rport\r\n"
-    "Max-Forwards: 70\r\n"
-    "From: <sip:alice@10.1.1.1>;tag=a1\r\n"
-    "To: <sip:bob@127.0.0.1>\r\n"
-    "Call-ID: c1@10.1.1.1\r\n"
-    "CSeq: 7 INVITE\r\n"
-    "Contact: <sip:alice@10.1.1.1:5070>\r\n"
-    "Content-Length: 0\r\n\r\n"
-).encode()
+    b"INVITE sip:bob@127.0.0.1:5062 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 10.1.1.1:5070;branch=z9hG4bKabc;rport\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"From: <sip:alice@10.1.1.1>;tag=a1\r\n"
+    b"To: <sip:bob@127.0.0.1>\r\n"
+    b"Call-ID: c1@10.1.1.1\r\n"
+    b"CSeq: 7 INVITE\r\n"
+    b"Contact: <sip:alice@10.1.1.1:5070>\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
 
 
 def replies(endpoint: Endpoint) -> list[tuple[Response, Peer]]:
@@ -81,7 +81,7 @@ def test_malformed_request_with_usable_via_gets_400() -> None:
     bad = INVITE.replace(b"CSeq: 7 INVITE", b"CSeq: seven INVITE")
     events = endpoint.receive(bad, SOURCE, 0.0)
     assert len(events) == 1 and isinstance(events[0], MessageDropped)
-    (response, peer), = replies(endpoint)
+    ((response, peer),) = replies(endpoint)
     assert response.status == 400 and peer == SOURCE
     assert response.call_id == "c1@10.1.1.1"
 
@@ -150,5 +150,5 @@ def test_tcp_responses_use_the_connection() -> None:
     tcp_invite = INVITE.replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP")
     events = endpoint.receive(tcp_invite, source, 0.0)
     assert isinstance(events[0], RequestReceived)
-    (_, peer), = replies(endpoint)
+    ((_, peer),) = replies(endpoint)
     assert peer.connection == 3
