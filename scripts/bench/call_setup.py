@@ -1,0 +1,406 @@
+#!/usr/bin/env python3
+"""Call-setup benchmark: the softphone's auto-answer against PJSIP's (pjsua2), driven by SIPp.
+
+For each answering peer (``softphone answer --auto`` and tests/interop/pjsua2_peer.py
+in auto-answer mode, no ring delay), SIPp places:
+
+1. ``--calls`` short calls (default 200) at ``--rate`` calls/s (default 20) with the
+   scenario tests/interop/scenarios/uac_invite_timing.xml, which logs the INVITE->200
+   time of every call in microseconds (``<gettimeofday>``);
+2. a rate ramp (default 20, 50, 100, 200 calls/s, ``--ramp-seconds`` each, default 5 s),
+   stopping at the first rate with a failed call.
+
+Printed per peer: INVITE->200 median and p90 in ms, the highest rate of the ramp with
+0 failed calls, and the softphone/pjsua2 ratios.  ``--json`` prints one JSON object
+instead.  Everything runs on 127.0.0.1; every process is stopped by its PID; the whole
+run is bounded by ``--max-time`` (default 170 s).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "tests" / "interop" / "scenarios"
+PJSUA2_PEER = ROOT / "tests" / "interop" / "pjsua2_peer.py"
+HOST = "127.0.0.1"
+
+SETUP_RE = re.compile(
+    r"SETUP call=(\d+) inv_s=([\d.]+) inv_us=([\d.]+) ok_s=([\d.]+) ok_us=([\d.]+)"
+)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+RESERVED: list[range] = []   # RTP ranges handed to a peer: never given out again
+
+
+def free_port(count: int = 1) -> int:
+    """An even port P with P..P+count-1 free for UDP, and P free for TCP."""
+    for _ in range(500):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((HOST, 0))
+            port = s.getsockname()[1] & ~1
+        if port + count > 65535 or any(
+            p in r for r in RESERVED for p in (port, port + count - 1)
+        ):
+            continue
+        socks = []
+        try:
+            for p in range(port, port + count):
+                u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(u)
+                u.bind((HOST, p))
+            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(t)
+            t.bind((HOST, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port")
+
+
+def stop_pid(proc: subprocess.Popen, timeout: float = 10.0) -> int | None:
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(5)
+    return proc.returncode
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100)."""
+    if not values:
+        return None
+    v = sorted(values)
+    k = max(0, min(len(v) - 1, math.ceil(q / 100.0 * len(v)) - 1))
+    return v[k]
+
+
+def wait_for(pred, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+class Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+
+# ------------------------------------------------------------------ answering peers
+
+
+class Answerer:
+    name = "?"
+    proc: subprocess.Popen
+    port: int
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> int | None:
+        return stop_pid(self.proc)
+
+
+class SoftphoneAnswerer(Answerer):
+    name = "softphone"
+
+    def __init__(self, work: Path, python: str) -> None:
+        self.out = work / "softphone.jsonl"
+        self.err = work / "softphone.err"
+        cmd = [python, "-m", "softphone", "--json", "--bind", HOST, "--sip-port", "0",
+               "--rtp-port", "0", "answer", "--auto", "--delay", "0"]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+        # stdout to a file: thousands of events must never block the answerer on a pipe
+        with open(self.out, "wb") as o, open(self.err, "wb") as e:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=o, stderr=e,
+                                         env=env, cwd=work)
+        self.port = 0
+
+        def listening() -> bool:
+            if not self.alive():
+                raise RuntimeError("softphone exited: " + self.err.read_text()[-2000:])
+            for line in self.out.read_text(errors="replace").splitlines():
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                if ev.get("event") == "listening" and ev.get("transport") == "udp":
+                    self.port = int(ev["port"])
+                    return True
+            return False
+
+        wait_for(listening, 20, "the softphone's listening event")
+
+
+class Pjsua2Answerer(Answerer):
+    name = "pjsua2"
+
+    def __init__(self, work: Path, python: str, max_time: float) -> None:
+        self.out = work / "pjsua2.json"
+        self.err = work / "pjsua2.err"
+        self.port = free_port()
+        rtp = free_port(40)
+        RESERVED.append(range(rtp, rtp + 40))
+        cmd = [python, str(PJSUA2_PEER), "--ip", HOST, "--port", str(self.port),
+               "--rtp-port", str(rtp), "--rtp-port-range", "40",
+               "--no-audio-port", "--ring-ms", "0",
+               "--max-time", str(int(max_time))]
+        with open(self.out, "wb") as o, open(self.err, "wb") as e:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=o, stderr=e,
+                                         cwd=work)
+
+        def ready() -> bool:
+            if not self.alive():
+                raise RuntimeError("pjsua2 peer exited: " + self.err.read_text()[-2000:])
+            return "READY" in self.err.read_text(errors="replace")
+
+        wait_for(ready, 20, "the pjsua2 peer's READY")
+
+
+# ------------------------------------------------------------------ one sipp run
+
+
+def run_sipp(work: Path, tag: str, port: int, calls: int, rate: int, call_ms: int,
+             scenario: Path, limit_s: float) -> dict:
+    log_file = work / f"{tag}_logs.log"
+    stat_file = work / f"{tag}_stat.csv"
+    err_file = work / f"{tag}_errors.log"
+    expected_s = calls / rate
+    timeout = int(min(limit_s, expected_s + 12))
+    cmd = ["sipp", "-sf", str(scenario), f"{HOST}:{port}",
+           "-i", HOST, "-bind_local", "-ci", HOST, "-mi", HOST, "-nostdin",
+           "-p", str(free_port()), "-mp", str(free_port(4)), "-cp", str(free_port()),
+           "-m", str(calls), "-r", str(rate), "-d", str(call_ms),
+           "-recv_timeout", "4000", "-timeout", str(timeout),
+           "-trace_logs", "-log_file", str(log_file),
+           "-trace_stat", "-stf", str(stat_file), "-fd", "1",
+           "-trace_err", "-error_file", str(err_file)]
+    t0 = time.monotonic()
+    with open(work / f"{tag}_screen.out", "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=work, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)
+        try:
+            rc = proc.wait(timeout + 10)
+        except subprocess.TimeoutExpired:
+            rc = stop_pid(proc, 3)
+    elapsed = time.monotonic() - t0
+    setup_ms = []
+    if log_file.exists():
+        for m in SETUP_RE.finditer(log_file.read_text(errors="replace")):
+            t_inv = float(m.group(2)) + float(m.group(3)) / 1e6
+            t_ok = float(m.group(4)) + float(m.group(5)) / 1e6
+            setup_ms.append((t_ok - t_inv) * 1000.0)
+    ok = failed = 0
+    if stat_file.exists():
+        with open(stat_file, newline="") as f:
+            rows = list(csv.DictReader(f, delimiter=";"))
+        if rows:
+            ok = int(rows[-1].get("SuccessfulCall(C)") or 0)
+            failed = int(rows[-1].get("FailedCall(C)") or 0)
+    return {"calls": calls, "rate": rate, "sipp_exit": rc, "successful": ok, "failed": failed,
+            "unfinished": calls - ok - failed, "elapsed_s": round(elapsed, 2),
+            "setup_ms": setup_ms}
+
+
+def clean(run: dict) -> bool:
+    return run["sipp_exit"] == 0 and run["failed"] == 0 and run["successful"] == run["calls"]
+
+
+def bench_peer(peer: Answerer, work: Path, args: argparse.Namespace, deadline: Deadline,
+               scenario: Path) -> dict:
+    res: dict = {"peer": peer.name, "port": peer.port}
+    main = run_sipp(work, f"{peer.name}_main", peer.port, args.calls, args.rate,
+                    args.call_ms, scenario, min(deadline.left(), 120))
+    times = main.pop("setup_ms")
+    res["main"] = main
+    res["invite_200_ms"] = {
+        "n": len(times),
+        "median": round(statistics.median(times), 3) if times else None,
+        "p90": round(percentile(times, 90), 3) if times else None,
+        "min": round(min(times), 3) if times else None,
+        "max": round(max(times), 3) if times else None,
+    }
+    ramp = []
+    max_cps = 0
+    for rate in args.ramp:
+        calls = int(rate * args.ramp_seconds)
+        if deadline.left() < args.ramp_seconds + 15:
+            ramp.append({"rate": rate, "skipped": "time budget"})
+            break
+        if not peer.alive():
+            ramp.append({"rate": rate, "skipped": "peer exited"})
+            break
+        run = run_sipp(work, f"{peer.name}_ramp{rate}", peer.port, calls, rate,
+                       args.call_ms, scenario, min(deadline.left() - 5, args.ramp_seconds + 12))
+        t = run.pop("setup_ms")
+        run["median_ms"] = round(statistics.median(t), 3) if t else None
+        run["achieved_cps"] = round(run["successful"] / run["elapsed_s"], 1) if run["elapsed_s"] else None
+        ramp.append(run)
+        if not clean(run):
+            break
+        max_cps = rate
+    res["ramp"] = ramp
+    res["max_cps_zero_failures"] = max_cps
+    done = [r for r in ramp if "skipped" not in r]
+    res["ramp_all_clean"] = len(done) == len(args.ramp) and all(clean(r) for r in done)
+    res["alive_after"] = peer.alive()
+    return res
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b in (None, 0):
+        return None
+    return round(a / b, 2)
+
+
+def fmt(v: float | None, unit: str = "") -> str:
+    return "n/a" if v is None else f"{v:.2f}{unit}"
+
+
+def report_text(out: dict) -> str:
+    lines = [f"call setup on {HOST}: {out['params']['calls']} calls at "
+             f"{out['params']['rate']} cps, {out['params']['call_ms']} ms calls, "
+             f"ramp {out['params']['ramp']} cps x {out['params']['ramp_seconds']} s"]
+    lines.append(f"{'peer':<10} {'INVITE->200 median':>19} {'p90':>9} {'ok/failed':>10} "
+                 f"{'max cps (0 failed)':>19}")
+    for name in ("softphone", "pjsua2"):
+        r = out.get(name)
+        if not r:
+            continue
+        if "error" in r:
+            lines.append(f"{name:<10} error: {r['error']}")
+            continue
+        t = r["invite_200_ms"]
+        m = r["main"]
+        cps = str(r["max_cps_zero_failures"]) + ("+" if r["ramp_all_clean"] else "")
+        if not r.get("alive_after", True):
+            cps = "(exited) " + cps
+        lines.append(f"{name:<10} {fmt(t['median'], ' ms'):>19} {fmt(t['p90'], ' ms'):>9} "
+                     f"{m['successful']:>5}/{m['failed']:<4} {cps:>19}")
+        for step in r["ramp"]:
+            if "skipped" in step:
+                lines.append(f"{'':<10}   ramp {step['rate']} cps: skipped ({step['skipped']})")
+            else:
+                lines.append(f"{'':<10}   ramp {step['rate']} cps: {step['successful']} ok, "
+                             f"{step['failed']} failed, {step['unfinished']} unfinished, "
+                             f"median {fmt(step['median_ms'], ' ms')}, "
+                             f"achieved {step['achieved_cps']} cps")
+    rt = out.get("ratio")
+    if rt:
+        lines.append(f"ratio softphone/pjsua2: median {fmt(rt['median'])}, p90 {fmt(rt['p90'])}, "
+                     f"max cps {fmt(rt['max_cps'])}")
+    lines.append(f"wall time {out['wall_s']} s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--calls", type=int, default=200, help="calls of the timing run (default 200)")
+    p.add_argument("--rate", type=int, default=20, help="calls/s of the timing run (default 20)")
+    p.add_argument("--ramp", default="20,50,100,200",
+                   help="comma list of calls/s for the ramp (default 20,50,100,200)")
+    p.add_argument("--ramp-seconds", type=float, default=5.0, help="length of each ramp step")
+    p.add_argument("--call-ms", type=int, default=0, help="time between ACK and BYE (sipp -d)")
+    p.add_argument("--video", action="store_true",
+                   help="offer audio+video (uac_av.xml) instead of audio only")
+    p.add_argument("--peers", default="softphone,pjsua2", help="which answerers to measure")
+    p.add_argument("--max-time", type=float, default=170.0, help="bound of the whole run (s)")
+    p.add_argument("--python", default=sys.executable, help="interpreter for both peers")
+    p.add_argument("--keep", action="store_true", help="keep the scratch folder (traces)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    args.ramp = [int(x) for x in args.ramp.split(",") if x.strip()]
+    peers = [x.strip() for x in args.peers.split(",") if x.strip()]
+    scenario = SCENARIOS / ("uac_av.xml" if args.video else "uac_invite_timing.xml")
+
+    t_start = time.monotonic()
+    deadline = Deadline(args.max_time)
+    work = Path(tempfile.mkdtemp(prefix="softphone-bench-"))
+    out: dict = {"params": {"calls": args.calls, "rate": args.rate, "ramp": args.ramp,
+                            "ramp_seconds": args.ramp_seconds, "call_ms": args.call_ms,
+                            "scenario": scenario.name}}
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        for name in peers:
+            peer: Answerer | None = None
+            try:
+                if name == "softphone":
+                    peer = SoftphoneAnswerer(work, args.python)
+                elif name == "pjsua2":
+                    peer = Pjsua2Answerer(work, args.python, deadline.left() + 5)
+                else:
+                    raise SystemExit(f"unknown peer {name!r}")
+                # give each peer at most its share of what is left
+                share = Deadline(deadline.left() / (len(peers) - peers.index(name)))
+                out[name] = bench_peer(peer, work, args, share, scenario)
+            except RuntimeError as e:
+                out[name] = {"peer": name, "error": str(e)}
+            finally:
+                if peer is not None:
+                    rc = peer.stop()
+                    if name in out:
+                        out[name]["exit_code"] = rc
+    except KeyboardInterrupt:
+        out["interrupted"] = True
+    finally:
+        if args.keep or any("error" in (out.get(n) or {}) for n in peers):
+            out["workdir"] = str(work)
+        else:
+            for f in work.iterdir():
+                f.unlink()
+            work.rmdir()
+    sp, pj = out.get("softphone") or {}, out.get("pjsua2") or {}
+    if "invite_200_ms" in sp and "invite_200_ms" in pj:
+        out["ratio"] = {
+            "median": ratio(sp["invite_200_ms"]["median"], pj["invite_200_ms"]["median"]),
+            "p90": ratio(sp["invite_200_ms"]["p90"], pj["invite_200_ms"]["p90"]),
+            "max_cps": ratio(sp["max_cps_zero_failures"], pj["max_cps_zero_failures"]),
+        }
+    out["wall_s"] = round(time.monotonic() - t_start, 1)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(report_text(out))
+    ok = all("error" not in (out.get(n) or {"error": 1}) for n in peers)
+    return 0 if ok and not out.get("interrupted") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
