@@ -8,6 +8,7 @@ come out, and the datagrams to send are collected for the transport to take with
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -158,8 +159,10 @@ class Endpoint:
     timers: Timers = field(default_factory=Timers)
     _clients: dict[tuple[object, ...], _Entry] = field(default_factory=dict)
     _servers: dict[tuple[object, ...], _Entry] = field(default_factory=dict)
-    _answers: dict[tuple[str, int], _AnswerEntry] = field(default_factory=dict)
+    _answers: dict[tuple[object, ...], _AnswerEntry] = field(default_factory=dict)
     _outbox: list[Outgoing] = field(default_factory=list)
+    _deadlines: list[tuple[float, int, str, tuple[object, ...]]] = field(default_factory=list)
+    _sequence: int = 0
 
     # ------------------------------------------------------------ inbound
 
@@ -197,7 +200,7 @@ class Endpoint:
         if request.method == "ACK":
             answer = self._answers.pop((request.call_id, request.cseq.number), None)
             if answer is not None:
-                answer.retransmission.ack_received()
+                answer.retransmission.ack_received()  # its heap entry goes stale
             return [AckReceived(request, source)]
         transaction: ServerTransaction
         if request.method == "INVITE":
@@ -251,7 +254,9 @@ class Endpoint:
             # until it reaches T2 seconds", until the ACK arrives.
             data = bytes(response)
             retransmission = AnswerRetransmission(data, reliable=entry.peer.reliable, timers=self.timers, now=now)
-            self._answers[(request.call_id, request.cseq.number)] = _AnswerEntry(retransmission, entry.peer, response)
+            akey = (request.call_id, request.cseq.number)
+            self._answers[akey] = _AnswerEntry(retransmission, entry.peer, response)
+            self._schedule("a", akey)
 
     def transport_failed(self, peer: Peer, now: float) -> list[Event]:
         """Sending to ``peer`` failed (e.g. a TCP connection was refused): its client
@@ -272,31 +277,58 @@ class Endpoint:
     # ------------------------------------------------------------ timers
 
     def get_timer(self) -> float | None:
-        deadlines = [e.transaction.next_deadline() for e in (*self._clients.values(), *self._servers.values())]
-        deadlines += [a.retransmission.next_deadline() for a in self._answers.values()]
-        present = [d for d in deadlines if d is not None]
-        return min(present) if present else None
+        """The earliest deadline of any transaction (a heap with lazy deletion)."""
+        heap = self._deadlines
+        while heap:
+            deadline, _, kind, key = heap[0]
+            if self._deadline_of(kind, key) == deadline:
+                return deadline
+            heapq.heappop(heap)  # stale: the transaction moved on or is gone
+        return None
 
     def handle_timer(self, now: float) -> list[Event]:
         events: list[Event] = []
-        for table in (self._clients, self._servers):
-            for key, entry in list(table.items()):
-                deadline = entry.transaction.next_deadline()
-                if deadline is not None and deadline <= now:
-                    events += self._run(entry, entry.transaction.handle_timer(now), table, key)
-        for akey, answer in list(self._answers.items()):
-            deadline = answer.retransmission.next_deadline()
-            if deadline is None:
-                del self._answers[akey]
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            deadline, _, kind, key = heapq.heappop(heap)
+            if self._deadline_of(kind, key) != deadline:
                 continue
-            if deadline <= now:
-                for output in answer.retransmission.handle_timer(now):
-                    if isinstance(output, Send):
-                        self._outbox.append(Outgoing(output.data, answer.peer))
-                    elif isinstance(output, TimedOut):
-                        events.append(AnswerTimedOut(answer.response))
-                        self._answers.pop(akey, None)
+            if kind == "a":
+                events += self._fire_answer(key, now)
+                continue
+            table = self._clients if kind == "c" else self._servers
+            entry = table[key]
+            events += self._run(entry, entry.transaction.handle_timer(now), table, key)
         return events
+
+    def _fire_answer(self, key: tuple[object, ...], now: float) -> list[Event]:
+        answer = self._answers[key]
+        events: list[Event] = []
+        for output in answer.retransmission.handle_timer(now):
+            if isinstance(output, Send):
+                self._outbox.append(Outgoing(output.data, answer.peer))
+            elif isinstance(output, TimedOut):
+                events.append(AnswerTimedOut(answer.response))
+                self._answers.pop(key, None)
+                return events
+        self._schedule("a", key)
+        return events
+
+    def _deadline_of(self, kind: str, key: tuple[object, ...]) -> float | None:
+        if kind == "a":
+            answer = self._answers.get(key)
+            return answer.retransmission.next_deadline() if answer is not None else None
+        entry = (self._clients if kind == "c" else self._servers).get(key)
+        return entry.transaction.next_deadline() if entry is not None else None
+
+    def _schedule(self, kind: str, key: tuple[object, ...]) -> None:
+        deadline = self._deadline_of(kind, key)
+        if deadline is None:
+            if kind == "a":
+                self._answers.pop(key, None)  # acknowledged: nothing left to retransmit
+            return
+        self._sequence += 1
+        heapq.heappush(self._deadlines, (deadline, self._sequence, kind, key))
 
     # ------------------------------------------------------------ plumbing
 
@@ -325,6 +357,8 @@ class Endpoint:
                 events.append(TransactionTimedOut(entry.request, "transport"))
             elif isinstance(output, Terminated):
                 table.pop(key, None)
+        if key in table:
+            self._schedule("c" if table is self._clients else "s", key)
         return events
 
 
