@@ -1,14 +1,6 @@
 """The configuration's schema: frozen dataclasses, value parsers and the key tables.
 
-The configuration: a linphonerc-style INI file read into frozen dataclasses.
-
-The file follows linphone's lpconfig rules: ``[section]`` headers; ``key=value`` lines
-with the whitespace around ``=`` and at both ends of the value trimmed; only whole
-lines whose first non-blank character is ``#`` are comments (a ``#`` later in a line
-belongs to the value); blank lines are ignored; a later duplicate key overrides an
-earlier one and an empty value means "unset" (the default applies); values are never
-unquoted. Numbered sections (``[proxy_0]``, ``[auth_info_0]``, ``[audio_codec_0]``,
-``[video_codec_0]``) are read from index 0 up to the first missing index.
+The file format and the loader are in :mod:`softphone.config`.
 """
 
 from __future__ import annotations
