@@ -286,8 +286,8 @@ class Call:
             return [*commands, SendRequest(self._bye, hop), StateChanged("error", 488)]
         self._go("accepted")
         self.final_code = response.status
-        commands += [StateChanged("answered", response.status), StateChanged("confirmed", response.status)]
-        commands.append(MediaUpdate(self.streams))
+        answered = StateChanged("answered", response.status)
+        commands = [answered, *commands, StateChanged("confirmed", response.status), MediaUpdate(self.streams)]
         return commands
 
     def _send_cancel(self) -> list[Command]:
