@@ -14,6 +14,12 @@ DEB_PACKAGES=(
 	iproute2            # network namespaces for the two-host tests
 	portaudio19-dev     # PyAudio builds against PortAudio
 	libgl1 libglib2.0-0 # OpenCV's GUI wheel needs them at import time
+	gcc python3-dev     # wheels that compile (pesq, NetfilterQueue)
+	baresip baresip-core baresip-ffmpeg baresip-x11   # media interop peer
+	linphone-cli mediastreamer2-plugin-openh264      # media interop peer
+	pulseaudio pulseaudio-utils libasound2-plugins   # real PortAudio devices without a sound card
+	espeak-ng           # speech samples for the audio-quality tests
+	nftables iptables libnetfilter-queue-dev         # loss and delay between test namespaces
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

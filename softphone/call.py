@@ -250,9 +250,24 @@ class Call:
         self._go("provisional")
         name = "ringing" if response.status == 180 else "progress"
         commands.append(StateChanged(name, response.status))
+        commands += self._early_media(response)
         if self._cancel_pending and first:
             commands += self._send_cancel()
         return commands
+
+    def _early_media(self, response: Response) -> list[Command]:
+        """An SDP answer in a provisional response (typically 183) starts early media
+        (RFC 3960 gateway model); the 2xx's answer then confirms or updates it."""
+        if not response.body or response.content_type != SDP or self.local_sdp is None:
+            return []
+        try:
+            answer = SessionDescription.parse(response.body)
+            streams = tuple(process_answer(self.local_sdp, answer))
+        except SdpError as exc:
+            log.info("ignoring bad SDP in %s: %s", response.status, exc)
+            return []
+        self.streams, self.remote_sdp = streams, answer
+        return [StateChanged("early_media", response.status), MediaUpdate(streams)]
 
     def _on_answer(self, response: Response) -> list[Command]:
         assert self.invite is not None

@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-video", action="store_true", help="audio only")
         p.add_argument("--audio-codec", metavar="NAME", help="offer/accept only this audio codec (e.g. PCMU)")
         p.add_argument("--video-codec", metavar="NAME", help="offer/accept only this video codec (e.g. VP8)")
+        p.add_argument("--audio-source", metavar="DEV",
+                       help="what to send: 'pyaudio: NAME|INDEX', 'tone: 440', 'file: in.wav', 'silence:'")
+        p.add_argument("--audio-sink", metavar="DEV", help="where received audio goes: 'pyaudio: NAME', "
+                       "'file: out.wav', 'null:'")
+        p.add_argument("--dtmf", metavar="DIGITS", help="send these DTMF digits (RFC 4733) once the call is up")
 
     call = sub.add_parser("call", help="call a SIP URI")
     call.add_argument("uri", help="who to call, e.g. sip:alice@10.0.0.2")
@@ -92,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     media_options(answer)
 
     sub.add_parser("demo", help="call a built-in auto-answer peer on loopback and print the timeline")
+    sub.add_parser("devices", help="list the sound devices PortAudio offers")
     return parser
 
 
@@ -176,39 +182,57 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
             pass
 
 
-async def cmd_call(args: argparse.Namespace, config: Config, out: Output) -> int:
-    from softphone.phone import MediaChoice, Phone
+def _media_choice(args: argparse.Namespace) -> Any:
+    """The media options of ``call``/``answer``, checked before anything is sent."""
+    from softphone.codecs.dtmf import DTMF_EVENTS
+    from softphone.devices import registry as device_registry
+    from softphone.session import MediaChoice
 
+    for slot, spec in (("audio_source", args.audio_source), ("audio_sink", args.audio_sink)):
+        if spec is not None:
+            device_registry.resolve(slot, spec)
+    if args.dtmf is not None and (not args.dtmf or any(c.upper() not in DTMF_EVENTS for c in args.dtmf)):
+        raise UsageError(f"--dtmf takes digits from {DTMF_EVENTS}, got {args.dtmf!r}")
+    return MediaChoice(args.audio_codec, args.video_codec, not args.no_video, args.audio_source, args.audio_sink)
+
+
+async def _in_call(session: Any, dtmf: str | None, duration: float | None) -> None:
+    """What the user asked for once a call is up: send DTMF, hang up after a while."""
+    if dtmf:
+        session.send_dtmf(dtmf)
+    if duration is not None:
+        await asyncio.sleep(duration)
+        if not session.done.done():
+            session.hangup()
+
+
+async def cmd_call(args: argparse.Namespace, config: Config, out: Output) -> int:
+    from softphone.phone import Phone
+
+    media = _media_choice(args)
     phone = Phone(config, bind=args.bind, on_event=out.event)
     stop = asyncio.Event()
     _stop_on_signals(stop)
     await phone.start()
     try:
-        media = MediaChoice(args.audio_codec, args.video_codec, not args.no_video)
         session = await phone.call(args.uri, transport=args.transport, media=media)
-        stopper = asyncio.create_task(stop.wait())
-        timeout = args.timeout
 
-        async def answered_then_duration() -> None:
-            if timeout is not None:
-                try:
-                    await session.wait_state("confirmed", timeout)
-                except (asyncio.TimeoutError, SoftphoneError):
-                    return
-            if args.duration is not None:
-                await session.wait_state("confirmed", 3600)
-                await asyncio.sleep(args.duration)
+        async def while_up() -> None:
+            try:
+                await session.wait_state("confirmed", args.timeout if args.timeout is not None else 24 * 3600)
+            except (asyncio.TimeoutError, SoftphoneError):
+                return  # not answered in time (or ended): the call is cancelled below
+            await _in_call(session, args.dtmf, args.duration)
+            await asyncio.Event().wait()  # stay until the call ends
 
-        timer = asyncio.create_task(answered_then_duration())
-        waiters = {stopper, asyncio.ensure_future(asyncio.shield(session.done))}
-        if timeout is not None or args.duration is not None:
-            waiters.add(timer)
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        tasks = {asyncio.create_task(stop.wait()), asyncio.create_task(while_up()),
+                 asyncio.ensure_future(asyncio.shield(session.done))}
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         if not session.done.done():
             session.hangup()
         summary = await session.wait(timeout=40)
-        stopper.cancel()
-        timer.cancel()
+        for task in tasks:
+            task.cancel()
     finally:
         await phone.close()
     out.event({"event": "summary", **summary})
@@ -217,30 +241,40 @@ async def cmd_call(args: argparse.Namespace, config: Config, out: Output) -> int
 
 def _exit_code(summary: dict[str, Any]) -> int:
     result = summary.get("result")
+    reason = summary.get("reason") or ""
     if result in ("completed", "cancelled"):
         return 0
     if result == "timeout":
         print(f"softphone: {NoResponse('no response from the peer')}", file=sys.stderr)
         return NoResponse.exit_code
     code = summary.get("sip_code")
-    if result == "error" and code is None:
-        print(f"softphone: {TransportError(summary.get('reason') or 'transport error')}", file=sys.stderr)
+    if result == "error" and (code is None or reason.startswith("no RTP")):
+        print(f"softphone: {TransportError(reason or 'transport error')}", file=sys.stderr)
         return TransportError.exit_code
-    print(f"softphone: {CallFailed(code or 0, summary.get('reason') or '')}", file=sys.stderr)
+    print(f"softphone: {CallFailed(code or 0, reason)}", file=sys.stderr)
     return CallFailed.exit_code
 
 
 async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> int:
-    from softphone.phone import IncomingPolicy, MediaChoice, Phone
+    from softphone.phone import IncomingPolicy, Phone
 
     if args.reject is not None and not 300 <= args.reject <= 699:
         raise UsageError("--reject needs a final failure status 300..699")
-    ended = asyncio.Event()
+    media = _media_choice(args)
+    stop = asyncio.Event()
+    in_call: set[asyncio.Task[None]] = set()
 
     def on_event(event: dict[str, Any]) -> None:
         out.event(event)
-        if event.get("event") == "call_end":
-            ended.set()
+        kind = event.get("event")
+        if kind == "state" and event.get("state") == "confirmed" and event["call_id"] in phone.sessions:
+            session = phone.sessions[event["call_id"]]
+            if args.dtmf or args.duration is not None:
+                task = asyncio.get_running_loop().create_task(_in_call(session, args.dtmf, args.duration))
+                in_call.add(task)
+                task.add_done_callback(in_call.discard)
+        if kind == "call_end" and args.once:
+            stop.set()
 
     phone = Phone(config, bind=args.bind, on_event=on_event)
     delay = args.delay if args.delay is not None else config.sip.auto_answer_delay_ms / 1000
@@ -252,28 +286,13 @@ async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> i
         reject=args.reject,
         ring_timeout=float(config.sip.inc_timeout),
     )
-    phone.media_choice = MediaChoice(args.audio_codec, args.video_codec, not args.no_video)
-    stop = asyncio.Event()
+    phone.media_choice = media
     _stop_on_signals(stop)
     await phone.start()
-    hangups: set[asyncio.Task[None]] = set()
     try:
-        while not stop.is_set():
-            ended.clear()
-            waiter = asyncio.create_task(ended.wait())
-            stopper = asyncio.create_task(stop.wait())
-            await asyncio.wait({waiter, stopper}, timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            stopper.cancel()
-            if args.duration is not None:
-                for session in phone.sessions.values():
-                    if session.call.state == "confirmed" and session.call_id not in {t.get_name() for t in hangups}:
-                        task = asyncio.create_task(_hangup_after(session, args.duration), name=session.call_id)
-                        hangups.add(task)
-            if args.once and phone.finished:
-                break
+        await stop.wait()
     finally:
-        for task in hangups:
+        for task in list(in_call):
             task.cancel()
         await phone.close()
     answered = sum(1 for s in phone.finished if s.get("timeline", {}).get("answered") is not None)
@@ -281,10 +300,26 @@ async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> i
     return 0
 
 
-async def _hangup_after(session: Any, seconds: float) -> None:
-    await asyncio.sleep(seconds)
-    if not session.done.done():
-        session.hangup()
+async def cmd_devices(args: argparse.Namespace, config: Config, out: Output) -> int:
+    from softphone.devices import list_audio_devices
+
+    devices = list_audio_devices()
+    if args.json:
+        out.event({"event": "devices", "audio": devices})
+        return 0
+    if not devices:
+        print("no sound devices found (PortAudio)")
+    for device in devices:
+        kinds = []
+        if device.get("max_input_channels"):
+            kinds.append("capture")
+        if device.get("max_output_channels"):
+            kinds.append("playback")
+        marks = [m for m, key in (("default in", "is_default_input"), ("default out", "is_default_output"))
+                 if device.get(key)]
+        extra = f" ({', '.join(marks)})" if marks else ""
+        print(f"pyaudio: {device['index']:<3} {device['name']}  [{'/'.join(kinds)}]{extra}")
+    return 0
 
 
 async def cmd_demo(args: argparse.Namespace, config: Config, out: Output) -> int:
@@ -297,6 +332,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config, Output], Coroutine[Any
     "call": cmd_call,
     "answer": cmd_answer,
     "demo": cmd_demo,
+    "devices": cmd_devices,
 }
 
 __all__ = ["ConfigError", "build_parser", "main"]

@@ -6,9 +6,10 @@ import asyncio
 from typing import Any, Protocol
 
 from softphone.config import Config
-from softphone.phone import IncomingPolicy, MediaChoice, Phone
+from softphone.phone import IncomingPolicy, Phone
+from softphone.session import MediaChoice
 
-ORDER = ("invite_sent", "trying", "ringing", "answered", "ack", "bye")
+ORDER = ("invite_sent", "trying", "ringing", "answered", "ack", "first_audio_rx", "bye")
 
 
 class EventOutput(Protocol):
@@ -23,6 +24,8 @@ async def run_demo(config: Config, out: EventOutput, *, as_json: bool = False, d
     callee_config = loopback.with_values("sip", contact="sip:demo@127.0.0.1")
     callee = Phone(callee_config, bind="127.0.0.1")
     callee.policy = IncomingPolicy(auto_answer=True, delay=0.2)
+    # the peer plays a tone back; nothing is captured from or played to a sound card
+    callee.media_choice = MediaChoice(audio_codec="PCMU", audio_source="tone: 880", audio_sink="null:")
     caller = Phone(loopback, bind="127.0.0.1", on_event=out.event if as_json else None)
     await callee.start()
     await caller.start()
@@ -31,7 +34,7 @@ async def run_demo(config: Config, out: EventOutput, *, as_json: bool = False, d
         target = f"sip:demo@127.0.0.1:{port}"
         if not as_json:
             out.event({"event": "listening", "transport": "udp", "host": "127.0.0.1", "port": port})
-        session = await caller.call(target, media=MediaChoice())
+        session = await caller.call(target, media=MediaChoice(audio_source="tone: 440", audio_sink="null:"))
         await session.wait_state("confirmed", timeout=10)
         await asyncio.sleep(duration)
         session.hangup()
@@ -54,7 +57,10 @@ def _print_timeline(summary: dict[str, Any], target: str) -> None:
     for kind in ("audio", "video"):
         stream = summary.get(kind)
         if stream and not stream["declined"]:
+            counters = ""
+            if "tx_packets" in stream:
+                counters = f", sent {stream['tx_packets']} / received {stream['rx_packets']} RTP packets"
             print(
                 f"  {kind}: {stream['codec']} pt {stream['payload_type']} local port {stream['local_port']}"
-                f" -> {stream['remote']} ({stream['media']})"
+                f" -> {stream['remote']} ({stream['media']}{counters})"
             )

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import importlib
 import logging
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from softphone import __version__
@@ -31,9 +32,12 @@ from softphone.call import (
 from softphone.codecs import registry
 from softphone.config import Config
 from softphone.errors import ConfigError, ParseError, StateError, TransportError, UsageError
+from softphone.media.audio import AudioOptions, random_cname
+from softphone.media.ringing import RING, RINGBACK, play_cadence, plays_sound
 from softphone.net.rtp import RtpPortPair, open_port_pair
 from softphone.net.sip import SipNetwork, is_unspecified
-from softphone.sdp.negotiate import CodecSpec, NegotiatedStream, SessionConfig, StreamConfig
+from softphone.sdp.negotiate import CodecSpec, SessionConfig, StreamConfig
+from softphone.session import CallSession, MediaChoice, stream_summary
 from softphone.sip.endpoint import (
     AckReceived,
     AnswerTimedOut,
@@ -53,7 +57,6 @@ from softphone.sip.uri import SipUri
 log = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
-MEDIA_STATE = "negotiated-not-streamed"  # RTP ports are open; streaming is not implemented yet
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -68,92 +71,6 @@ class IncomingPolicy:
     max_calls: int = 10
     reject: int | None = None  # answer every INVITE with this final code
     ring_timeout: float = 30.0
-
-
-@dataclass
-class MediaChoice:
-    """Codecs and streams a call offers or accepts."""
-
-    audio_codec: str | None = None
-    video_codec: str | None = None
-    video: bool = True
-
-
-@dataclass
-class CallSession:
-    """A call as the phone's user sees it."""
-
-    phone: Phone
-    call: Call
-    transport: str
-    started: float
-    ports: list[RtpPortPair] = field(default_factory=list)
-    timeline: dict[str, float] = field(default_factory=dict)
-    done: asyncio.Future[dict[str, Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-    states: list[str] = field(default_factory=list)
-
-    @property
-    def call_id(self) -> str:
-        return self.call.call_id
-
-    @property
-    def state(self) -> str:
-        return self.call.state
-
-    def mark(self, name: str) -> None:
-        self.timeline.setdefault(name, round(time.monotonic() - self.started, 6))
-
-    async def wait(self, timeout: float | None = None) -> dict[str, Any]:
-        return await asyncio.wait_for(asyncio.shield(self.done), timeout)
-
-    async def wait_state(self, state: str, timeout: float = 30.0) -> None:
-        async def poll() -> None:
-            while state not in self.states:
-                if self.done.done():
-                    raise StateError("Call", self.call.state, f"wait for {state}")
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(poll(), timeout)
-
-    def hangup(self) -> None:
-        self.phone.execute(self, self.call.hangup())
-
-    def hold(self) -> None:
-        self.phone.execute(self, self.call.hold())
-
-    def resume(self) -> None:
-        self.phone.execute(self, self.call.resume())
-
-    def summary(self) -> dict[str, Any]:
-        streams: dict[str, Any] = {"audio": None, "video": None}
-        for stream in self.call.streams:
-            streams[stream.kind] = _stream_summary(stream)
-        return {
-            "result": self.call.result,
-            "sip_code": self.call.final_code,
-            "call_id": self.call_id,
-            "direction": "outgoing" if self.call.role == "uac" else "incoming",
-            "remote_party": self.call.remote_party,
-            "transport": self.transport,
-            "timeline": dict(self.timeline),
-            **streams,
-        }
-
-
-def _stream_summary(stream: NegotiatedStream) -> dict[str, Any]:
-    remote = None
-    if stream.remote_address is not None:
-        host = stream.remote_address
-        remote = f"[{host}]:{stream.remote_port}" if ":" in host else f"{host}:{stream.remote_port}"
-    return {
-        "codec": stream.codec.name if stream.codec else None,
-        "payload_type": stream.send_payload_type,
-        "local_port": stream.local_port,
-        "remote": remote,
-        "direction": stream.direction,
-        "declined": stream.declined,
-        "media": MEDIA_STATE,
-    }
 
 
 def codec_specs(kind: str, config: Config, only: str | None = None) -> tuple[CodecSpec, ...]:
@@ -215,6 +132,8 @@ class Phone:
         await self._network.listen(self.bind, sip.sip_port, tcp=tcp, tcp_port=tcp_port)
         for transport, port in self._network.ports.items():
             self.on_event({"event": "listening", "transport": transport, "host": self.bind, "port": port})
+        # load the media libraries in the background so that the first call's audio starts at once
+        self._spawn(asyncio.get_running_loop().run_in_executor(None, _preload_media))
 
     async def close(self) -> None:
         """Hang up every call (briefly waiting for them to end) and close the sockets."""
@@ -245,14 +164,27 @@ class Phone:
             target = target.with_params(transport=transport.lower())
         peer = await self.network.resolve(target)
         local = self.network.local_address(peer.transport, peer.host)
-        ports, session_config = self._media_for(local.host, media or self.media_choice)
+        choice = media or self.media_choice
+        ports, session_config = self._media_for(local.host, choice)
         setup = CallSetup(local, self.identity, session_config, self.user_agent)
         call, commands = Call.outgoing(target, setup)
-        session = CallSession(self, call, peer.transport, time.monotonic(), ports)
+        session = CallSession(self, call, peer.transport, time.monotonic(), ports, self._audio_options(choice))
         self.sessions[call.call_id] = session
         session.mark("invite_sent")
         self.execute(session, commands, first_hop=peer)
         return session
+
+    def _audio_options(self, choice: MediaChoice) -> AudioOptions:
+        sound, rtp = self.config.sound, self.config.rtp
+        return AudioOptions(
+            source=choice.audio_source or sound.capture_dev_id,
+            sink=choice.audio_sink or sound.playback_dev_id,
+            jitter_min_ms=min(20, rtp.audio_jitt_comp),
+            jitter_max_ms=max(rtp.audio_jitt_comp * 4, 200),
+            nortp_timeout=float(rtp.nortp_timeout),
+            symmetric=rtp.symmetric,
+            cname=random_cname(),
+        )
 
     def _media_for(self, host: str, choice: MediaChoice) -> tuple[list[RtpPortPair], SessionConfig]:
         bind = self.bind if not is_unspecified(self.bind) else ("::" if ":" in host else "0.0.0.0")
@@ -371,7 +303,9 @@ class Phone:
             return
         setup = CallSetup(local, _callee_identity(request, self.identity), session_config, self.user_agent)
         call, commands = Call.incoming(request, setup)
-        session = CallSession(self, call, source.transport, time.monotonic(), ports)
+        session = CallSession(
+            self, call, source.transport, time.monotonic(), ports, self._audio_options(self.media_choice)
+        )
         self.sessions[call.call_id] = session
         self.on_event(
             {"event": "incoming", "call_id": call.call_id, "from": str(request.from_addr), "to": str(request.to_addr)}
@@ -427,11 +361,12 @@ class Phone:
                     {
                         "event": "media",
                         "call_id": session.call_id,
-                        "streams": [_stream_summary(s) for s in command.streams],
+                        "streams": [stream_summary(s) for s in command.streams],
                     }
                 )
+                self._spawn(session.apply_media(command.streams, self._media_events(session)))
             elif isinstance(command, MediaStop):
-                pass
+                pass  # the streams stop when the call is finished (below), before its ports close
             elif isinstance(command, CallEnded):
                 self._finish(session, command)
         network.kick()
@@ -460,6 +395,7 @@ class Phone:
 
     def _on_state(self, session: CallSession, change: StateChanged) -> None:
         session.states.append(change.state)
+        self._ringing(session, change.state)
         if change.state in ("trying", "ringing", "answered"):
             session.mark(change.state)
         if change.state == "confirmed" and session.call.role == "uas":
@@ -468,16 +404,60 @@ class Phone:
             {"event": "state", "call_id": session.call_id, "state": change.state, "sip_code": change.sip_code}
         )
 
+    def _ringing(self, session: CallSession, state: str) -> None:
+        """Ringback while the peer rings, a ring for an incoming call, on a real sound device."""
+        if state == "ringing" and session.ringing is None:
+            if session.call.role == "uac":
+                device, (tone, cadence) = session.audio_options.sink, RINGBACK
+            else:
+                device, (tone, cadence) = self.config.sound.ringer_dev_id or session.audio_options.sink, RING
+                if self.policy is not None and self.policy.auto_answer and self.policy.delay <= 0:
+                    return
+            if plays_sound(device):
+                session.ringing = asyncio.get_running_loop().create_task(play_cadence(device, tone, cadence))
+        elif state not in ("ringing", "trying", "progress", "calling", "incoming") and session.ringing is not None:
+            session.ringing.cancel()
+            session.ringing = None
+
     def _finish(self, session: CallSession, ended: CallEnded) -> None:
-        self._release(session)
-        # keep the call a while for late retransmissions (64*T1, RFC 3261 Timer J/H), then forget it
-        asyncio.get_running_loop().call_later(64 * self.timers.t1, self._forget, session)
-        summary = session.summary()
-        summary["reason"] = ended.reason
-        self.finished.append(summary)
-        self.on_event({"event": "call_end", **summary})
-        if not session.done.done():
-            session.done.set_result(summary)
+        self._spawn(self._teardown(session, ended))
+
+    async def _teardown(self, session: CallSession, ended: CallEnded) -> None:
+        try:
+            await session.stop_media()
+        finally:
+            self._release(session)
+            # keep the call a while for late retransmissions (64*T1, RFC 3261 Timer J/H), then forget it
+            asyncio.get_running_loop().call_later(64 * self.timers.t1, self._forget, session)
+            summary = session.summary()
+            summary["reason"] = session.end_reason or ended.reason
+            self.finished.append(summary)
+            self.on_event({"event": "call_end", **summary})
+            if not session.done.done():
+                session.done.set_result(summary)
+
+    def _media_events(self, session: CallSession) -> Callable[[str, dict[str, Any]], None]:
+        def on_media_event(name: str, data: dict[str, Any]) -> None:
+            if name == "first_audio_rx":
+                session.mark("first_audio_rx")
+            self.on_event({"event": name, "call_id": session.call_id, **data})
+            if name == "nortp" and not session.done.done():
+                log.warning("call %s: no RTP for %s s, hanging up", session.call_id, data.get("seconds"))
+                session.call.result = "error"
+                session.end_reason = f"no RTP received for {data.get('seconds')} s"
+                session.hangup()
+
+        return on_media_event
+
+    def _spawn(self, awaitable: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(awaitable)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("media task failed", exc_info=task.exception())
 
     def _forget(self, session: CallSession) -> None:
         if self.sessions.get(session.call_id) is session:
@@ -487,6 +467,17 @@ class Phone:
         for pair in session.ports:
             pair.close()
         session.ports.clear()
+
+
+PRELOADED = ("softphone.codecs.g711", "softphone.codecs.audio_av", "softphone.devices.synthetic")
+
+
+def _preload_media() -> None:
+    for name in PRELOADED:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:  # reported again, clearly, when a call needs it
+            log.debug("cannot preload %s: %s", name, exc)
 
 
 def _literal_peer(uri: SipUri, transport: str) -> Peer | None:

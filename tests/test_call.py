@@ -20,7 +20,7 @@ from softphone.call import (
 )
 from softphone.errors import StateError
 from softphone.sdp.model import SessionDescription
-from softphone.sdp.negotiate import CodecSpec, SessionConfig, StreamConfig
+from softphone.sdp.negotiate import CodecSpec, SessionConfig, StreamConfig, answer_offer
 from softphone.sip.dialog import LocalAddress
 from softphone.sip.endpoint import (
     AckReceived,
@@ -31,6 +31,7 @@ from softphone.sip.endpoint import (
     RequestReceived,
     ResponseReceived,
     TransactionTimedOut,
+    build_response,
 )
 from softphone.sip.headers import NameAddress
 from softphone.sip.message import Request
@@ -344,3 +345,14 @@ def test_invite_carries_offer_and_contact() -> None:
     offer = SessionDescription.parse(request.body)
     assert [m.media for m in offer.media] == ["audio", "video"]
     assert offer.media[0].port == 20000 and offer.media[1].port == 20002
+
+
+def test_early_media_from_183_with_sdp() -> None:
+    call, commands = Call.outgoing(SipUri.parse("sip:bob@127.0.0.1:5062"), setup_for("alice", 5061, 20000))
+    invite = commands[0].request  # type: ignore[union-attr]
+    answer, _ = answer_offer(SessionDescription.parse(invite.body), setup_for("bob", 5062, 30000).media)
+    progress = build_response(invite, 183, to_tag="b", body=str(answer).encode(), content_type="application/sdp")
+    out = call.on_response(progress, invite)
+    assert StateChanged("early_media", 183) in out
+    update = next(c for c in out if isinstance(c, MediaUpdate))
+    assert update.streams[0].remote_port == 30000 and call.state == "early"

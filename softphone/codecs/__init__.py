@@ -1,1 +1,113 @@
-"""codecs."""
+"""Audio codecs: encoders and decoders chosen by registry name.
+
+This package stays light: the implementations (numpy, PyAV) are imported only when
+:func:`create_encoder` or :func:`create_decoder` builds one, through the
+``"module:Class"`` path in :mod:`softphone.codecs.registry`. Each implementation class
+offers ``encoder(*, ptime_ms, fmtp, bitrate)`` and ``decoder(*, fmtp)`` class methods.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol
+
+from softphone.codecs import registry
+from softphone.errors import ConfigError
+from softphone.frames import AudioFrame
+
+__all__ = [
+    "AudioDecoder",
+    "AudioEncoder",
+    "CodecError",
+    "audio_codec_names",
+    "create_decoder",
+    "create_encoder",
+    "parse_fmtp",
+]
+
+# Payload formats in the audio table that carry no audio (RFC 4733 events).
+NON_AUDIO = frozenset({"telephone-event"})
+
+
+class CodecError(ValueError):
+    """A payload or frame the codec cannot handle; callers count it and drop the packet."""
+
+
+class AudioEncoder(Protocol):
+    """Turns one ptime of PCM into one RTP payload, keeping its state across frames."""
+
+    name: str
+    sample_rate: int
+    channels: int
+    rtp_clock_rate: int
+
+    def encode(self, frame: AudioFrame) -> bytes: ...
+
+
+class AudioDecoder(Protocol):
+    """Turns RTP payloads back into PCM and conceals missing ones."""
+
+    name: str
+    sample_rate: int
+    channels: int
+
+    def decode(self, payload: bytes) -> AudioFrame: ...
+
+    def conceal(self, samples: int) -> AudioFrame: ...
+
+
+def audio_codec_names() -> list[str]:
+    """Names that :func:`create_encoder` and :func:`create_decoder` accept, in preference order."""
+    return [name for name in registry.names("audio") if name not in NON_AUDIO]
+
+
+def parse_fmtp(fmtp: str | None) -> dict[str, str]:
+    """``"useinbandfec=1; maxaveragebitrate=20000"`` -> ``{"useinbandfec": "1", ...}``.
+
+    Keys are lower-cased; a bare word (``"0-16"``) maps to ``""``.
+    """
+    params: dict[str, str] = {}
+    for item in (fmtp or "").split(";"):
+        key, _, value = item.strip().partition("=")
+        if key:
+            params[key.strip().lower()] = value.strip()
+    return params
+
+
+def _implementation(name: str) -> tuple[registry.CodecInfo, type]:
+    available = ", ".join(audio_codec_names())
+    try:
+        info = registry.lookup(name, "audio")
+    except ConfigError:
+        raise ConfigError(None, None, None, f"unknown audio codec {name!r}; available: {available}") from None
+    if info.name in NON_AUDIO:
+        raise ConfigError(
+            None, None, None,
+            f"{info.name!r} is not an audio codec (DTMF events: softphone.codecs.dtmf); available: {available}",
+        )
+    module_name, _, class_name = info.implementation.partition(":")
+    module = importlib.import_module(module_name)
+    return info, getattr(module, class_name)
+
+
+def create_encoder(
+    name: str, *, ptime_ms: int = 20, fmtp: str | None = None, bitrate: int | None = None
+) -> AudioEncoder:
+    """An encoder for the registry codec ``name`` (any case, or an rtpmap form like ``PCMU/8000``).
+
+    ``fmtp`` is the peer's format parameters for that payload type. Unknown names raise
+    ConfigError listing the available audio codecs; a ptime the codec cannot frame raises
+    ConfigError too.
+    """
+    info, cls = _implementation(name)
+    if ptime_ms <= 0:
+        raise ConfigError(None, None, None, f"ptime must be positive, not {ptime_ms}")
+    encoder: AudioEncoder = cls.encoder(ptime_ms=ptime_ms, fmtp=fmtp, bitrate=bitrate)
+    return encoder
+
+
+def create_decoder(name: str, *, fmtp: str | None = None) -> AudioDecoder:
+    """A decoder for the registry codec ``name``; same naming rules as :func:`create_encoder`."""
+    _info, cls = _implementation(name)
+    decoder: AudioDecoder = cls.decoder(fmtp=fmtp)
+    return decoder

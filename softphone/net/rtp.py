@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import socket
+from collections.abc import Callable
 
 from softphone.errors import TransportError
 
@@ -20,8 +22,44 @@ class RtpPortPair:
         self.rtp = rtp
         self.rtcp = rtcp
         self.port: int = rtp.getsockname()[1]
+        self.on_rtp: Receiver | None = None
+        self.on_rtcp: Receiver | None = None
+        self._transports: list[asyncio.DatagramTransport] = []
+        self.sent_errors = 0
+
+    async def start(self) -> None:
+        """Hand both sockets to the event loop; datagrams go to ``on_rtp``/``on_rtcp``."""
+        if self._transports:
+            return
+        loop = asyncio.get_running_loop()
+        for sock, is_rtcp in ((self.rtp, False), (self.rtcp, True)):
+            transport, _ = await loop.create_datagram_endpoint(lambda r=is_rtcp: _Datagrams(self, r), sock=sock)
+            self._transports.append(transport)
+
+    def set_receivers(self, on_rtp: Receiver | None, on_rtcp: Receiver | None) -> None:
+        self.on_rtp = on_rtp
+        self.on_rtcp = on_rtcp
+
+    def send_rtp(self, data: bytes, addr: Address) -> None:
+        self._send(0, self.rtp, data, addr)
+
+    def send_rtcp(self, data: bytes, addr: Address) -> None:
+        self._send(1, self.rtcp, data, addr)
+
+    def _send(self, index: int, sock: socket.socket, data: bytes, addr: Address) -> None:
+        if len(self._transports) > index:
+            self._transports[index].sendto(data, addr)
+            return
+        try:
+            sock.sendto(data, addr)
+        except OSError:
+            self.sent_errors += 1
 
     def close(self) -> None:
+        self.on_rtp = self.on_rtcp = None
+        for transport in self._transports:
+            transport.close()
+        self._transports.clear()
         self.rtp.close()
         self.rtcp.close()
 
@@ -73,3 +111,22 @@ def open_port_pair(host: str, port_range: tuple[int, int], *, attempts: int = 64
             continue
         return RtpPortPair(rtp, rtcp)
     raise TransportError(f"no free RTP port pair in {low}-{high} on {host}: {error}")
+
+
+Address = tuple[str, int]
+Receiver = Callable[[bytes, Address], None]
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, pair: RtpPortPair, rtcp: bool) -> None:
+        self.pair = pair
+        self.rtcp = rtcp
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]) -> None:
+        receiver = self.pair.on_rtcp if self.rtcp else self.pair.on_rtp
+        if receiver is not None:
+            receiver(data, (addr[0].split("%", 1)[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and the like: the peer may not be listening yet
+        log.debug("RTP socket error: %s", exc)

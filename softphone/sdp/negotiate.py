@@ -98,6 +98,7 @@ class NegotiatedStream:
     remote_bandwidth_kbps: int | None
     remote_fmtp: str | None
     rtcp_fb: tuple[str, ...]
+    recv_telephone_event_pt: int | None = None  # the PT the peer sends events with (ours)
 
 
 # -- helpers ---------------------------------------------------------------
@@ -396,6 +397,7 @@ def _accept(
         remote_rtcp=_remote_rtcp(m, address, mux), codec=best.codec,
         payload_type=best.pt, send_payload_type=best.pt, recv_payload_type=best.pt,
         telephone_event_pt=event.pt if event else None, direction=direction,
+        recv_telephone_event_pt=event.pt if event else None,
         ptime=m.ptime or stream.ptime, rtcp_mux=mux,
         remote_bandwidth_kbps=offer.bandwidth_kbps(index),
         remote_fmtp=best.remote_fmtp, rtcp_fb=best.rtcp_fb,
@@ -485,6 +487,7 @@ def _process_stream(
     events = [p for p in pairs if p[2][0].lower() == TELEPHONE_EVENT]
     same_rate = [e for e in events if e[2][1] == clock]
     event_pts = [e[0] for e in same_rate or events]
+    recv_event_pts = [e[1] for e in same_rate or events]
     fb = _common_fb(tuple(offer_m.rtcp_fb(recv_pt)), answer_m.rtcp_fb(send_pt))
     codec = CodecSpec(name, clock, channels, send_pt, offer_m.fmtp(recv_pt), fb)
     mux = offer_m.rtcp_mux and answer_m.rtcp_mux
@@ -495,6 +498,7 @@ def _process_stream(
         remote_rtcp=_remote_rtcp(answer_m, address, mux), codec=codec,
         payload_type=send_pt, send_payload_type=send_pt, recv_payload_type=recv_pt,
         telephone_event_pt=event_pts[0] if event_pts else None, direction=direction,
+        recv_telephone_event_pt=recv_event_pts[0] if recv_event_pts else None,
         ptime=answer_m.ptime or offer_m.ptime, rtcp_mux=mux,
         remote_bandwidth_kbps=answer.bandwidth_kbps(index),
         remote_fmtp=answer_m.fmtp(send_pt), rtcp_fb=fb,

@@ -1,0 +1,187 @@
+"""A call as the phone's user sees it: its SIP state machine, timeline and media streams."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from softphone.call import Call, Command
+from softphone.codecs import registry
+from softphone.errors import StateError
+from softphone.media.audio import AudioOptions, AudioParams, AudioStream
+from softphone.net.rtp import RtpPortPair
+from softphone.sdp.negotiate import NegotiatedStream
+
+
+class Executor(Protocol):
+    """The phone, as a call session sees it: it carries out a call's commands."""
+
+    def execute(self, session: CallSession, commands: Iterable[Command]) -> None: ...
+
+log = logging.getLogger(__name__)
+
+NOT_STREAMED = "negotiated-not-streamed"  # video: RTP ports open, streaming not implemented yet
+
+
+@dataclass
+class MediaChoice:
+    """Codecs, streams and devices a call offers or accepts."""
+
+    audio_codec: str | None = None
+    video_codec: str | None = None
+    video: bool = True
+    audio_source: str | None = None  # None: the config's [sound] capture_dev_id
+    audio_sink: str | None = None  # None: the config's [sound] playback_dev_id
+
+
+@dataclass
+class CallSession:
+    """A call with its timeline, RTP ports and media streams."""
+
+    phone: Executor
+    call: Call
+    transport: str
+    started: float
+    ports: list[RtpPortPair] = field(default_factory=list)
+    audio_options: AudioOptions = field(default_factory=AudioOptions)
+    timeline: dict[str, float] = field(default_factory=dict)
+    done: asyncio.Future[dict[str, Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    states: list[str] = field(default_factory=list)
+    audio: AudioStream | None = None
+    pending_dtmf: str = ""
+    end_reason: str | None = None  # why the phone ended the call itself (e.g. no RTP), if it did
+    ringing: asyncio.Task[None] | None = None  # ringback or ring being played
+    _media_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def call_id(self) -> str:
+        return self.call.call_id
+
+    @property
+    def state(self) -> str:
+        return self.call.state
+
+    def mark(self, name: str) -> None:
+        self.timeline.setdefault(name, round(time.monotonic() - self.started, 6))
+
+    async def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        return await asyncio.wait_for(asyncio.shield(self.done), timeout)
+
+    async def wait_state(self, state: str, timeout: float = 30.0) -> None:
+        async def poll() -> None:
+            while state not in self.states:
+                if self.done.done():
+                    raise StateError("Call", self.call.state, f"wait for {state}")
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(poll(), timeout)
+
+    def hangup(self) -> None:
+        self.phone.execute(self, self.call.hangup())
+
+    def hold(self) -> None:
+        self.phone.execute(self, self.call.hold())
+
+    def resume(self) -> None:
+        self.phone.execute(self, self.call.resume())
+
+    def send_dtmf(self, digits: str) -> None:
+        """Send DTMF digits (RFC 4733) now, or as soon as the audio stream runs."""
+        if self.audio is not None:
+            self.audio.send_dtmf(digits)
+        else:
+            self.pending_dtmf += digits
+
+    # ------------------------------------------------------------ media
+
+    async def apply_media(
+        self, streams: tuple[NegotiatedStream, ...], on_event: Callable[[str, dict[str, Any]], None]
+    ) -> None:
+        """Start or follow the negotiated audio stream."""
+        async with self._media_lock:
+            if self.done.done():
+                return
+            audio = next((s for s in streams if s.kind == "audio"), None)
+            params = audio_params(audio, self.audio_options) if audio is not None else None
+            if params is None:
+                await self.stop_media()
+                return
+            if self.audio is None:
+                pair = self.ports[0]
+                await pair.start()
+                self.audio = AudioStream(pair, params, self.audio_options, on_event)
+                await self.audio.start()
+                if self.pending_dtmf:
+                    self.audio.send_dtmf(self.pending_dtmf)
+                    self.pending_dtmf = ""
+            else:
+                self.audio.update(params)
+
+    async def stop_media(self) -> None:
+        if self.audio is not None:
+            await self.audio.stop()
+
+    def summary(self) -> dict[str, Any]:
+        streams: dict[str, Any] = {"audio": None, "video": None}
+        for stream in self.call.streams:
+            info = stream_summary(stream)
+            if stream.kind == "audio" and self.audio is not None:
+                info.update(self.audio.summary(), media="rtp")
+            streams[stream.kind] = info
+        return {
+            "result": self.call.result,
+            "sip_code": self.call.final_code,
+            "call_id": self.call_id,
+            "direction": "outgoing" if self.call.role == "uac" else "incoming",
+            "remote_party": self.call.remote_party,
+            "transport": self.transport,
+            "timeline": dict(self.timeline),
+            **streams,
+        }
+
+
+def audio_params(stream: NegotiatedStream, options: AudioOptions, ptime: int = 20) -> AudioParams | None:
+    """What the audio loops need from a negotiated stream; None when there is nothing to run."""
+    if stream.declined or stream.codec is None or stream.send_payload_type is None:
+        return None
+    info = registry.find(stream.codec.name, stream.codec.clock_rate, stream.codec.channels)
+    if info is None or info.kind != "audio" or info.name == "telephone-event":
+        return None
+    remote_rtp = None
+    if stream.remote_address and stream.remote_address not in ("0.0.0.0", "::") and stream.remote_port:
+        remote_rtp = (stream.remote_address, stream.remote_port)
+    events = {pt for pt in (stream.telephone_event_pt, stream.recv_telephone_event_pt) if pt is not None}
+    return AudioParams(
+        codec=info.name,
+        send_payload_type=stream.send_payload_type,
+        recv_payload_type=stream.send_payload_type if stream.recv_payload_type is None else stream.recv_payload_type,
+        remote_rtp=remote_rtp,
+        remote_rtcp=stream.remote_rtcp if remote_rtp is not None else None,
+        direction=stream.direction if remote_rtp is not None else "inactive",
+        ptime=ptime,
+        remote_ptime=stream.ptime or ptime,
+        send_event_payload_type=stream.telephone_event_pt,
+        recv_event_payload_types=frozenset(events),
+        rtcp_mux=stream.rtcp_mux,
+        fmtp=stream.remote_fmtp,
+    )
+
+
+def stream_summary(stream: NegotiatedStream) -> dict[str, Any]:
+    remote = None
+    if stream.remote_address is not None:
+        host = stream.remote_address
+        remote = f"[{host}]:{stream.remote_port}" if ":" in host else f"{host}:{stream.remote_port}"
+    return {
+        "codec": stream.codec.name if stream.codec else None,
+        "payload_type": stream.send_payload_type,
+        "local_port": stream.local_port,
+        "remote": remote,
+        "direction": stream.direction,
+        "declined": stream.declined,
+        "media": NOT_STREAMED,
+    }
