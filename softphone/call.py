@@ -136,6 +136,7 @@ class Call:
     held: bool = False
     final_code: int | None = None
     result: str | None = None
+    reason: str | None = None  # why we ended the call ourselves, when it was not the user's wish
     _local_tag: str = field(default_factory=random_token)
     _sdp_version: int = 0
     _sdp_id: int = field(default_factory=lambda: random.SystemRandom().randint(1, 2**31))
@@ -297,6 +298,7 @@ class Call:
             self._go("hangup")
             self._bye = self.dialog.create_request("BYE", self.setup.local, None, user_agent=self.setup.user_agent)
             self.result, self.final_code = "error", 488
+            self.reason = f"bad SDP answer: {exc}"
             log.warning("bad SDP answer: %s", exc)
             return [*commands, SendRequest(self._bye, hop), StateChanged("error", 488)]
         self._go("accepted")
@@ -541,6 +543,7 @@ class Call:
             return []
         self._go("ack_timeout")
         self.result, self.final_code = "error", 408
+        self.reason = "the peer never acknowledged our answer"
         self._bye = self.dialog.create_request("BYE", self.setup.local, None, user_agent=self.setup.user_agent)
         return [SendRequest(self._bye, self.dialog.next_hop())]
 
@@ -548,7 +551,7 @@ class Call:
         if self.state != "terminating":
             return []
         self._go("bye_done")
-        return self._end(self.result or "completed", self.final_code or 200, "local hangup")
+        return self._end(self.result or "completed", self.final_code or 200, self.reason or "local hangup")
 
 
 def status_is_trying(response: Response) -> bool:
