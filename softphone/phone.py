@@ -89,6 +89,10 @@ def codec_specs(kind: str, config: Config, only: str | None = None) -> tuple[Cod
                     log.warning("%s codec %s/%s is not available; skipped", kind, entry.mime, entry.rate)
                 elif entry.enabled:
                     infos.append(info)
+            # like linphone, telephone-event is offered unless a section lists it disabled
+            listed = {e.mime.lower() for e in entries}
+            if kind == "audio" and "telephone-event" not in listed:
+                infos.append(registry.lookup("telephone-event", "audio"))
         else:
             infos = [registry.lookup(name, kind) for name in registry.names(kind)]
     return tuple(

@@ -84,3 +84,44 @@ def test_tone_through_pyaudio_capture_and_playback(pulse_audio, softphone, tmp_p
             if abs(best - 440.0) < 2.0:
                 break
     assert abs(best - 440.0) < 2.0, f"no 440 Hz second in {samples.size / RATE:.1f} s recorded (best {best:.1f} Hz)"
+
+
+@pytest.mark.timeout(60)
+def test_devices_lists_pulseaudio(pulse_audio, softphone):
+    listing = softphone("devices", env={"PULSE_SERVER": pulse_audio.server})
+    assert listing.wait(30) == 0, listing.describe()
+    (event,) = listing.find_events("devices")
+    names = [d["name"] for d in event["audio"]]
+    assert "pulse" in names and "default" in names, names
+    default = next(d for d in event["audio"] if d["name"] == "default")
+    assert default["max_input_channels"] > 0 and default["max_output_channels"] > 0
+
+
+@pytest.mark.timeout(90)
+def test_ringback_is_played_while_the_peer_rings(pulse_audio, softphone, tmp_path):
+    pactl(pulse_audio, "load-module", "module-null-sink", "sink_name=speaker", f"rate={RATE}", "channels=1")
+    callee = softphone("--bind", "127.0.0.1", "--sip-port", "0", "--rtp-port", "0", "answer", "--auto", "--once",
+                       "--delay", "4", "--audio-source", "silence:", "--audio-sink", "null:")
+    recording = tmp_path / "speaker.raw"
+    env = dict(os.environ, PULSE_SERVER=pulse_audio.server)
+    speaker = subprocess.Popen(["parec", "--device=speaker.monitor", "--format=s16le", f"--rate={RATE}",
+                                "--channels=1", "--raw", str(recording)], env=env, stdin=subprocess.DEVNULL)
+    try:
+        caller = softphone("--bind", "127.0.0.1", "--sip-port", "0", "--rtp-port", "0", "call",
+                           f"sip:x@127.0.0.1:{callee.port()}", "--duration", "0.5", "--no-video",
+                           "--audio-source", "silence:", "--audio-sink", "pyaudio: default",
+                           env={"PULSE_SERVER": pulse_audio.server, "PULSE_SINK": "speaker"})
+        assert caller.wait(45) == 0, caller.describe()
+    finally:
+        if speaker.poll() is None:
+            os.kill(speaker.pid, signal.SIGTERM)
+        speaker.wait(10)
+    samples = np.frombuffer(recording.read_bytes(), dtype="<i2").astype(np.float64)
+    loud = samples[np.abs(samples) > 500]
+    assert loud.size > RATE // 2, f"no ringback heard ({loud.size} loud samples)"
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(samples.size)))
+    freqs = np.fft.rfftfreq(samples.size, 1 / RATE)
+    first = int(np.argmax(spectrum))
+    spectrum[np.abs(freqs - freqs[first]) < 20] = 0  # the second tone is the strongest peak elsewhere
+    peaks = sorted((freqs[first], freqs[int(np.argmax(spectrum))]))
+    assert abs(peaks[0] - 440) < 3 and abs(peaks[1] - 480) < 3, peaks

@@ -92,3 +92,30 @@ def test_rtcp_reports_round_trip_time(softphone, tmp_path):
     audio = caller.summary["audio"]
     assert audio["rtt_ms"] is not None and 0 <= audio["rtt_ms"] < 50, audio
     assert audio["jitter_ms"] < 20, audio
+
+
+@pytest.mark.timeout(60)
+def test_codec_order_and_enabling_from_config_sections(softphone, tmp_path):
+    # like linphonerc: [audio_codec_N] in preference order; a disabled codec is not offered
+    answerer_rc = tmp_path / "answerer.rc"
+    answerer_rc.write_text(
+        "[audio_codec_0]\nmime=G722\nrate=8000\nenabled=1\n"
+        "[audio_codec_1]\nmime=PCMA\nrate=8000\nenabled=1\n"
+    )
+    caller_rc = tmp_path / "caller.rc"
+    caller_rc.write_text(
+        "[audio_codec_0]\nmime=PCMU\nrate=8000\nenabled=1\n"
+        "[audio_codec_1]\nmime=G722\nrate=8000\nenabled=0\n"
+        "[audio_codec_2]\nmime=PCMA\nrate=8000\nenabled=1\n"
+    )
+    answerer = softphone("-c", answerer_rc, "--bind", "127.0.0.1", "--sip-port", "0", "--rtp-port", "0", "-vv",
+                         "answer", "--auto", "--once", "--audio-source", "tone: 880", "--audio-sink", "null:")
+    caller = softphone("-c", caller_rc, "--bind", "127.0.0.1", "--sip-port", "0", "--rtp-port", "0", "call",
+                       f"sip:bob@127.0.0.1:{answerer.port()}", "--duration", "1", "--no-video",
+                       "--audio-source", "tone: 440", "--audio-sink", "null:")
+    assert caller.wait(30) == 0, caller.describe()
+    assert answerer.wait(15) == 0, answerer.describe()
+    # G722 is disabled at the caller, so the answerer's next preference (PCMA) wins over PCMU
+    assert caller.summary["audio"]["codec"] == "PCMA", caller.summary
+    offer = answerer.stderr.split("m=audio", 1)[1].splitlines()[0]
+    assert offer.split()[2:] == ["0", "8", "96"], offer  # PCMU, PCMA, telephone-event
