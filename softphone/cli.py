@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from softphone import __version__
 from softphone.config import Config, default_config, default_config_path, load
 from softphone.errors import (
+    AuthenticationFailed,
     CallFailed,
     ConfigError,
     NoResponse,
@@ -98,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="call a built-in auto-answer peer on loopback and print the timeline")
     sub.add_parser("devices", help="list the sound devices PortAudio offers")
+    register = sub.add_parser("register", help="register the config's accounts ([proxy_N]) and keep them fresh")
+    register.add_argument("--once", action="store_true", help="register, report, unregister and exit")
+    register.add_argument("--timeout", type=_seconds, default=15.0, metavar="S",
+                          help="with --once: give up after S seconds (default 15)")
     return parser
 
 
@@ -289,6 +294,8 @@ async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> i
     phone.media_choice = media
     _stop_on_signals(stop)
     await phone.start()
+    if any(a.register for a in phone.accounts):
+        phone.register()  # calls to our accounts reach this phone
     try:
         await stop.wait()
     finally:
@@ -297,6 +304,63 @@ async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> i
         await phone.close()
     answered = sum(1 for s in phone.finished if s.get("timeline", {}).get("answered") is not None)
     out.event({"event": "summary", "calls": phone.finished, "answered": answered})
+    return 0
+
+
+async def cmd_register(args: argparse.Namespace, config: Config, out: Output) -> int:
+    from softphone.phone import Phone
+
+    changed = asyncio.Event()
+
+    def on_event(event: dict[str, Any]) -> None:
+        out.event(event)
+        if event.get("event") == "registration":
+            changed.set()
+
+    phone = Phone(config, bind=args.bind, on_event=on_event)
+    if not any(a.register for a in phone.accounts):
+        raise UsageError("no account to register: add a [proxy_0] section (reg_proxy, reg_identity) to the config")
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    await phone.start()
+    registrations = phone.register()
+    code = 0
+    try:
+        if args.once:
+            code = await _registered_once(registrations, changed, stop, args.timeout)
+        else:
+            await stop.wait()
+    finally:
+        await phone.close()
+    out.event({"event": "summary", "registrations": [
+        {"account": str(r.aor.uri), "state": r.state, "expires": r.granted} for r in registrations]})
+    return code
+
+
+async def _registered_once(registrations: list[Any], changed: asyncio.Event, stop: asyncio.Event,
+                           timeout: float) -> int:
+    """Wait until every account is registered or has failed; the exit code says which."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not stop.is_set():
+        failed = [r for r in registrations if r.state == "failed"]
+        if failed:
+            reason = failed[0].last_reason or "registration refused"
+            print(f"softphone: {failed[0].aor.uri}: {reason}", file=sys.stderr)
+            return AuthenticationFailed.exit_code if failed[0].auth_failed else CallFailed.exit_code
+        if all(r.registered for r in registrations):
+            return 0
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            waiting = next(r for r in registrations if not r.registered)
+            print(f"softphone: {waiting.aor.uri}: {waiting.last_reason or 'no answer from the registrar'}",
+                  file=sys.stderr)
+            return NoResponse.exit_code
+        changed.clear()
+        try:
+            await asyncio.wait_for(changed.wait(), min(remaining, 0.5))
+        except asyncio.TimeoutError:
+            pass
     return 0
 
 
@@ -333,6 +397,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config, Output], Coroutine[Any
     "answer": cmd_answer,
     "demo": cmd_demo,
     "devices": cmd_devices,
+    "register": cmd_register,
 }
 
 __all__ = ["ConfigError", "build_parser", "main"]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from softphone import __version__
+from softphone.accounts import Account, Registrar, accounts_from_config
 from softphone.call import (
     Call,
     CallEnded,
@@ -51,6 +52,7 @@ from softphone.sip.endpoint import (
 )
 from softphone.sip.headers import NameAddress
 from softphone.sip.message import Request
+from softphone.sip.registration import Registration
 from softphone.sip.transaction import Timers
 from softphone.sip.uri import SipUri
 
@@ -118,7 +120,9 @@ class Phone:
         self.sessions: dict[str, CallSession] = {}
         self.finished: list[dict[str, Any]] = []
         self._network: SipNetwork | None = None
+        self._registrar: Registrar | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.accounts = accounts_from_config(config)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -136,16 +140,32 @@ class Phone:
         await self._network.listen(self.bind, sip.sip_port, tcp=tcp, tcp_port=tcp_port)
         for transport, port in self._network.ports.items():
             self.on_event({"event": "listening", "transport": transport, "host": self.bind, "port": port})
+        self._registrar = Registrar(self.endpoint, self._network, self.user_agent, self.on_event)
         # load the media libraries in the background so that the first call's audio starts at once
         self._spawn(asyncio.get_running_loop().run_in_executor(None, _preload_media))
 
+    def register(self) -> list[Registration]:
+        """Register every account that asks for it ([proxy_N] reg_sendregister=1)."""
+        registrar = self._registrar
+        if registrar is None:
+            raise TransportError("the phone is not started")
+        registrar.start(self.accounts)
+        return [r for _, r in registrar.registrations]
+
+    @property
+    def default_account(self) -> Account | None:
+        index = self.config.sip.default_proxy
+        return next((a for a in self.accounts if a.index == index), self.accounts[0] if self.accounts else None)
+
     async def close(self) -> None:
-        """Hang up every call (briefly waiting for them to end) and close the sockets."""
+        """Hang up every call and unregister (briefly waiting for the answers); close the sockets."""
         live = [s for s in self.sessions.values() if not s.done.done()]
         for session in live:
             session.hangup()
         if live:
             await asyncio.wait([asyncio.shield(s.done) for s in live], timeout=2.0)
+        if self._registrar is not None:
+            await self._registrar.stop()
         for session in list(self.sessions.values()):
             self._release(session)
         if self._network is not None:
@@ -161,16 +181,20 @@ class Phone:
     async def call(
         self, uri: str | SipUri, *, transport: str | None = None, media: MediaChoice | None = None
     ) -> CallSession:
-        target = SipUri.parse(uri) if isinstance(uri, str) else uri
+        account = self.default_account
+        target = _target(uri, account)
         if target.scheme not in ("sip", "sips"):
             raise UsageError(f"cannot call {target}: only sip: URIs can be called directly")
+        via = account if account is not None and target.host == account.domain else None
         if transport is not None:
             target = target.with_params(transport=transport.lower())
-        peer = await self.network.resolve(target)
+        hop = via.route[0].uri if via is not None else target
+        peer = await self.network.resolve(hop, transport or (via.transport if via is not None else None))
         local = self.network.local_address(peer.transport, peer.host)
         choice = media or self.media_choice
         ports, session_config = self._media_for(local.host, choice)
-        setup = CallSetup(local, self.identity, session_config, self.user_agent)
+        setup = CallSetup(local, via.aor if via is not None else self.identity, session_config, self.user_agent,
+                          via.route if via is not None else (), via.credentials if via is not None else ())
         call, commands = Call.outgoing(target, setup)
         session = CallSession(self, call, peer.transport, time.monotonic(), ports, self._audio_options(choice))
         self.sessions[call.call_id] = session
@@ -222,7 +246,12 @@ class Phone:
                 log.warning("ignored %s: %s", type(event).__name__, exc)
 
     def _dispatch(self, event: Event) -> None:
-        if isinstance(event, ResponseReceived):
+        registrar = self._registrar
+        if registrar is not None and isinstance(event, ResponseReceived) and event.request.method == "REGISTER":
+            registrar.on_response(event.response)
+        elif registrar is not None and isinstance(event, TransactionTimedOut) and event.request.method == "REGISTER":
+            registrar.on_timeout(event.request)
+        elif isinstance(event, ResponseReceived):
             session = self.sessions.get(event.request.call_id)
             if session is not None:
                 self.execute(session, session.call.on_response(event.response, event.request))
@@ -482,6 +511,18 @@ def _preload_media() -> None:
             importlib.import_module(name)
         except ImportError as exc:  # reported again, clearly, when a call needs it
             log.debug("cannot preload %s: %s", name, exc)
+
+
+def _target(uri: str | SipUri, account: Account | None) -> SipUri:
+    """A SIP URI, or with an account also ``bob`` / ``bob@domain``."""
+    if isinstance(uri, SipUri):
+        return uri
+    if account is not None:
+        return account.target(uri)
+    try:
+        return SipUri.parse(uri)
+    except ParseError as exc:
+        raise UsageError(f"not a SIP URI: {uri!r} ({exc}); without an account, call a sip: URI") from None
 
 
 def _literal_peer(uri: SipUri, transport: str) -> Peer | None:

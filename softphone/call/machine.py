@@ -10,116 +10,37 @@ import logging
 import random
 from dataclasses import dataclass, field, replace
 
+from softphone.call.commands import (
+    ALLOW,
+    SDP,
+    TRANSITIONS,
+    CallEnded,
+    CallSetup,
+    Command,
+    MediaStop,
+    MediaUpdate,
+    SendRequest,
+    SendResponse,
+    StateChanged,
+)
 from softphone.errors import SdpError, StateError
 from softphone.sdp.model import SessionDescription
 from softphone.sdp.negotiate import (
     NegotiatedStream,
     SessionConfig,
-    StreamConfig,
     answer_offer,
     build_offer,
     process_answer,
 )
-from softphone.sip.dialog import Dialog, LocalAddress, ack_for_2xx, cancel_for, random_token
+from softphone.sip.auth import AuthError
+from softphone.sip.authenticator import Authenticator
+from softphone.sip.dialog import Dialog, ack_for_2xx, cancel_for, random_token
 from softphone.sip.endpoint import build_response
 from softphone.sip.headers import NameAddress
 from softphone.sip.message import Headers, Request, Response
 from softphone.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
-
-SDP = "application/sdp"
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
-
-# (state, input) -> next state. Anything else is illegal and raises StateError.
-TRANSITIONS: dict[tuple[str, str], str] = {
-    # caller
-    ("idle", "invite"): "calling",
-    ("calling", "provisional"): "early",
-    ("early", "provisional"): "early",
-    ("calling", "accepted"): "confirmed",
-    ("early", "accepted"): "confirmed",
-    ("calling", "failed"): "terminated",
-    ("early", "failed"): "terminated",
-    ("calling", "cancel"): "cancelling",
-    ("early", "cancel"): "cancelling",
-    ("cancelling", "provisional"): "cancelling",
-    ("cancelling", "failed"): "terminated",
-    ("cancelling", "accepted"): "terminating",
-    # callee
-    ("idle", "offer"): "incoming",
-    ("incoming", "ring"): "ringing",
-    ("incoming", "answer"): "answered",
-    ("ringing", "answer"): "answered",
-    ("incoming", "reject"): "terminated",
-    ("ringing", "reject"): "terminated",
-    ("incoming", "cancelled"): "terminated",
-    ("ringing", "cancelled"): "terminated",
-    ("answered", "ack"): "confirmed",
-    ("answered", "ack_timeout"): "terminating",
-    ("answered", "hangup"): "terminating",
-    ("answered", "bye"): "terminated",
-    # both
-    ("confirmed", "hangup"): "terminating",
-    ("confirmed", "bye"): "terminated",
-    ("confirmed", "dialog_lost"): "terminating",
-    ("terminating", "bye"): "terminated",
-    ("terminating", "bye_done"): "terminated",
-}
-
-
-# ------------------------------------------------------------------ commands
-
-
-@dataclass(frozen=True)
-class SendRequest:
-    request: Request
-    target: SipUri
-
-
-@dataclass(frozen=True)
-class SendResponse:
-    request: Request
-    response: Response
-
-
-@dataclass(frozen=True)
-class MediaUpdate:
-    """Start media, or follow a new negotiation (address, port, codec, direction)."""
-
-    streams: tuple[NegotiatedStream, ...]
-
-
-@dataclass(frozen=True)
-class MediaStop:
-    pass
-
-
-@dataclass(frozen=True)
-class StateChanged:
-    state: str
-    sip_code: int | None = None
-
-
-@dataclass(frozen=True)
-class CallEnded:
-    result: str  # completed, rejected, cancelled, timeout, error
-    sip_code: int | None
-    reason: str
-
-
-Command = SendRequest | SendResponse | MediaUpdate | MediaStop | StateChanged | CallEnded
-
-
-@dataclass(frozen=True)
-class CallSetup:
-    """What a call needs to know about us."""
-
-    local: LocalAddress
-    identity: NameAddress  # our From / To (without tag)
-    media: SessionConfig
-    user_agent: str | None = None
-    outbound_route: tuple[NameAddress, ...] = ()
 
 
 @dataclass
@@ -146,6 +67,10 @@ class Call:
     _reinvite: Request | None = None
     _reinvite_offer: SessionDescription | None = None
     _bye: Request | None = None
+    _auth: Authenticator = field(default_factory=Authenticator)
+
+    def __post_init__(self) -> None:
+        self._auth = Authenticator(self.setup.credentials)
 
     # ---------------------------------------------------------------- table
 
@@ -223,6 +148,8 @@ class Call:
         if request.method == "INVITE" and self._reinvite is not None and request.cseq == self._reinvite.cseq:
             return self._on_reinvite_response(response)
         if request.method == "BYE":
+            if response.status in (401, 407) and self._bye is not None and request.cseq == self._bye.cseq:
+                return self._bye_with_credentials(response)
             return self._end_after_bye(response.status)
         if request.method != "INVITE" or self.invite is None or request.cseq != self.invite.cseq:
             return []
@@ -231,12 +158,53 @@ class Call:
             return self._on_provisional(response)
         if status < 300:
             return self._on_answer(response)
+        if status in (401, 407) and self.state in ("calling", "early") and self.setup.credentials:
+            return self._invite_with_credentials(response)
         if self.state in ("calling", "early", "cancelling"):
             cancelled = self.state == "cancelling" and status == 487
             self._go("failed")
             result = "cancelled" if cancelled else "rejected"
             return self._end(result, status, response.reason)
         return []
+
+    def _invite_with_credentials(self, response: Response) -> list[Command]:
+        """RFC 3261 §22.2: re-send the INVITE with credentials, a new CSeq and a new branch."""
+        assert self.invite is not None
+        try:
+            self._auth.challenged(response)
+        except AuthError as exc:
+            self._go("failed")
+            return self._end("rejected", response.status, str(exc))
+        self._go("challenge")
+        invite = self.invite
+        number = invite.cseq.number + 1
+        headers = (
+            invite.headers.set("CSeq", f"{number} INVITE")
+            .remove("Via")
+            .add("Via", str(self.setup.local.via()), first=True)
+        )
+        self.invite = self._auth.authorize(Request("INVITE", invite.uri, headers, invite.body))
+        self._got_provisional = False
+        return [SendRequest(self.invite, self._first_hop()), StateChanged("authenticating", response.status)]
+
+    def _bye_with_credentials(self, response: Response) -> list[Command]:
+        try:
+            self._auth.challenged(response)
+        except AuthError:
+            return self._end_after_bye(response.status)
+        return [self._send_bye()]
+
+    def _send_bye(self) -> SendRequest:
+        """A BYE in our dialog, with credentials for every realm that challenged us."""
+        assert self.dialog is not None
+        self._bye = self._auth.authorize(
+            self.dialog.create_request("BYE", self.setup.local, None, user_agent=self.setup.user_agent)
+        )
+        return SendRequest(self._bye, self.dialog.next_hop())
+
+    def _first_hop(self) -> SipUri:
+        assert self.invite is not None
+        return self.setup.outbound_route[0].uri if self.setup.outbound_route else self.invite.uri
 
     def _on_provisional(self, response: Response) -> list[Command]:
         if status_is_trying(response):
@@ -285,8 +253,7 @@ class Call:
         if self.state == "cancelling":
             # the 2xx crossed our CANCEL: acknowledge it, then hang up
             self._go("accepted")
-            self._bye = self.dialog.create_request("BYE", self.setup.local, None, user_agent=self.setup.user_agent)
-            return [*commands, SendRequest(self._bye, hop)]
+            return [*commands, self._send_bye()]
         try:
             answer = SessionDescription.parse(response.body)
             assert self.local_sdp is not None
@@ -296,11 +263,11 @@ class Call:
             # RFC 3261 §13.2.2.4: a bad answer in a 2xx: acknowledge, then end the call.
             self._go("accepted")
             self._go("hangup")
-            self._bye = self.dialog.create_request("BYE", self.setup.local, None, user_agent=self.setup.user_agent)
+            bye = self._send_bye()
             self.result, self.final_code = "error", 488
             self.reason = f"bad SDP answer: {exc}"
             log.warning("bad SDP answer: %s", exc)
-            return [*commands, SendRequest(self._bye, hop), StateChanged("error", 488)]
+            return [*commands, bye, StateChanged("error", 488)]
         self._go("accepted")
         self.final_code = response.status
         answered = StateChanged("answered", response.status)
@@ -386,8 +353,7 @@ class Call:
         if self.state in ("confirmed", "answered"):
             assert self.dialog is not None
             self._go("hangup")
-            self._bye = self.dialog.create_request("BYE", self.setup.local, None, user_agent=self.setup.user_agent)
-            return [SendRequest(self._bye, self.dialog.next_hop()), StateChanged("terminating")]
+            return [self._send_bye(), StateChanged("terminating")]
         return []
 
     def hold(self) -> list[Command]:
@@ -403,13 +369,15 @@ class Call:
             raise StateError("Call", "re-INVITE pending", "re-INVITE")
         offer = build_offer(self._session(direction))
         self._reinvite_offer = offer
-        self._reinvite = self.dialog.create_request(
-            "INVITE",
-            self.setup.local,
-            self._contact(),
-            user_agent=self.setup.user_agent,
-            body=str(offer).encode(),
-            content_type=SDP,
+        self._reinvite = self._auth.authorize(
+            self.dialog.create_request(
+                "INVITE",
+                self.setup.local,
+                self._contact(),
+                user_agent=self.setup.user_agent,
+                body=str(offer).encode(),
+                content_type=SDP,
+            )
         )
         self.held = direction != "sendrecv"
         return [SendRequest(self._reinvite, self.dialog.next_hop())]
@@ -425,8 +393,7 @@ class Call:
             if response.status in (408, 481):
                 # RFC 5057 §5.1: these responses end the dialog
                 self._go("dialog_lost")
-                self._bye = self.dialog.create_request("BYE", self.setup.local, None, user_agent=self.setup.user_agent)
-                return [SendRequest(self._bye, self.dialog.next_hop())]
+                return [self._send_bye()]
             return [StateChanged("reinvite_failed", response.status)]
         self.dialog.update_from_response(response)
         ack = ack_for_2xx(self.dialog, request, self.setup.local, self.setup.user_agent)
@@ -544,8 +511,7 @@ class Call:
         self._go("ack_timeout")
         self.result, self.final_code = "error", 408
         self.reason = "the peer never acknowledged our answer"
-        self._bye = self.dialog.create_request("BYE", self.setup.local, None, user_agent=self.setup.user_agent)
-        return [SendRequest(self._bye, self.dialog.next_hop())]
+        return [self._send_bye()]
 
     def _end_after_bye(self, status: int) -> list[Command]:
         if self.state != "terminating":
@@ -560,18 +526,3 @@ def status_is_trying(response: Response) -> bool:
 
 def _clean(text: str) -> str:
     return text.replace('"', "'").replace("\r", " ").replace("\n", " ")[:120]
-
-
-__all__ = [
-    "Call",
-    "CallEnded",
-    "CallSetup",
-    "Command",
-    "MediaStop",
-    "MediaUpdate",
-    "SendRequest",
-    "SendResponse",
-    "StateChanged",
-    "StreamConfig",
-    "TRANSITIONS",
-]

@@ -1,0 +1,180 @@
+"""Accounts from the configuration ([proxy_N], [auth_info_N]) and their registrations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from softphone.config import Config
+from softphone.errors import ConfigError, ParseError, TransportError
+from softphone.net.sip import SipNetwork
+from softphone.sip.auth import Credentials
+from softphone.sip.endpoint import Endpoint
+from softphone.sip.headers import NameAddress
+from softphone.sip.registration import Registration, RegistrationChanged, RegistrationCommand, SendRegister
+from softphone.sip.uri import SipUri
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Account:
+    """One [proxy_N] section with the credentials that go with it."""
+
+    index: int
+    aor: NameAddress  # reg_identity
+    proxy: SipUri  # reg_proxy: registrar and outbound proxy
+    route: tuple[NameAddress, ...]  # where requests go first: reg_route, else the proxy (loose routing)
+    expires: int
+    register: bool
+    credentials: tuple[Credentials, ...]
+    instance_id: str | None = None
+
+    @property
+    def transport(self) -> str:
+        return self.proxy.transport
+
+    @property
+    def domain(self) -> str:
+        return self.aor.uri.host
+
+    def target(self, who: str) -> SipUri:
+        """``bob`` or ``sip:bob@domain``: who to call through this account."""
+        if ":" in who and who.split(":", 1)[0].lower() in ("sip", "sips", "tel"):
+            return SipUri.parse(who)
+        user, _, host = who.partition("@")
+        return SipUri("sip", user, None, host or self.domain, None if host else self.aor.uri.port)
+
+
+def _uri(config: Config, section: str, key: str, text: str) -> SipUri:
+    try:
+        return NameAddress.parse(text).uri
+    except ParseError as exc:
+        raise ConfigError(config.path, section, key, f"not a SIP URI: {exc}") from None
+
+
+def accounts_from_config(config: Config) -> list[Account]:
+    credentials = tuple(
+        Credentials(a.username, a.passwd, a.ha1, a.realm or None, a.userid or None) for a in config.auth_infos
+    )
+    accounts = []
+    for proxy in config.proxies:
+        section = f"proxy_{proxy.index}"
+        try:
+            aor = NameAddress.parse(proxy.reg_identity)
+        except ParseError as exc:
+            raise ConfigError(config.path, section, "reg_identity", f"not a SIP address: {exc}") from None
+        registrar = _uri(config, section, "reg_proxy", proxy.reg_proxy)
+        if proxy.reg_route:
+            hop = _uri(config, section, "reg_route", proxy.reg_route)
+        else:
+            hop = registrar
+        route = (NameAddress(hop.with_params(lr=None)),)
+        mine = tuple(c for c in credentials if _for_account(c, aor, config, proxy.index))
+        accounts.append(Account(proxy.index, aor, registrar, route, proxy.reg_expires, proxy.reg_sendregister,
+                                mine, proxy.reg_instance_id or None))
+    return accounts
+
+
+def _for_account(credentials: Credentials, aor: NameAddress, config: Config, index: int) -> bool:
+    """linphone matches [auth_info_N] by username and domain; one account takes them all."""
+    info = next(a for a in config.auth_infos if a.username == credentials.username)
+    if len(config.proxies) == 1:
+        return True
+    return info.username == aor.uri.user and (not info.domain or info.domain == aor.uri.host)
+
+
+class Registrar:
+    """Runs the registrations of all accounts on the phone's endpoint and network."""
+
+    def __init__(self, endpoint: Endpoint, network: SipNetwork, user_agent: str, on_event: EventSink) -> None:
+        self.endpoint = endpoint
+        self.network = network
+        self.user_agent = user_agent
+        self.on_event = on_event
+        self.registrations: list[tuple[Account, Registration]] = []
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, accounts: list[Account]) -> None:
+        for account in accounts:
+            if not account.register:
+                continue
+            local = self.network.local_address(account.transport, account.proxy.host)
+            registration = Registration(
+                aor=account.aor, registrar=account.proxy.without_params("lr"), local=local,
+                credentials=account.credentials, expires=account.expires,
+                route=account.route if account.route[0].uri.host_port != account.proxy.host_port else (),
+                instance_id=account.instance_id, user_agent=self.user_agent,
+            )
+            self.registrations.append((account, registration))
+            self._run(account, registration, registration.start(self.network.now()))
+
+    def handles(self, call_id: str) -> tuple[Account, Registration] | None:
+        return next(((a, r) for a, r in self.registrations if r.call_id == call_id), None)
+
+    def _run(self, account: Account, registration: Registration, commands: list[RegistrationCommand]) -> None:
+        for command in commands:
+            if isinstance(command, SendRegister):
+                self._spawn(self._send(account, registration, command))
+            elif isinstance(command, RegistrationChanged):
+                self.on_event({"event": "registration", "account": str(account.aor.uri), "state": command.state,
+                               "sip_code": command.sip_code, "reason": command.reason, "expires": command.expires})
+        self._schedule(account, registration)
+
+    async def _send(self, account: Account, registration: Registration, command: SendRegister) -> None:
+        try:
+            peer = await self.network.resolve(command.target, account.transport)
+        except TransportError as exc:
+            self._run(account, registration, registration.on_timeout(command.request, self.network.now()))
+            log.warning("registration of %s: %s", account.aor.uri, exc)
+            return
+        self.endpoint.send_request(command.request, peer, self.network.now())
+        self.network.kick()
+
+    def _schedule(self, account: Account, registration: Registration) -> None:
+        key = id(registration)
+        if key in self._timers:
+            self._timers.pop(key).cancel()
+        deadline = registration.next_deadline()
+        if deadline is not None:
+            loop = asyncio.get_running_loop()
+            self._timers[key] = loop.call_at(
+                deadline, lambda: self._run(account, registration, registration.handle_timer(self.network.now()))
+            )
+
+    def on_response(self, response: Any) -> None:
+        found = self.handles(response.call_id)
+        if found is not None:
+            account, registration = found
+            self._run(account, registration, registration.on_response(response, self.network.now()))
+
+    def on_timeout(self, request: Any) -> None:
+        found = self.handles(request.call_id)
+        if found is not None:
+            account, registration = found
+            self._run(account, registration, registration.on_timeout(request, self.network.now()))
+
+    async def stop(self, timeout: float = 2.0) -> None:
+        """Unregister every account (Expires: 0) and wait briefly for the answers."""
+        for account, registration in self.registrations:
+            if registration.state not in ("unregistered", "idle", "unregistering"):
+                self._run(account, registration, registration.unregister(self.network.now()))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline and any(r.state == "unregistering" for _, r in self.registrations):
+            await asyncio.sleep(0.02)
+        for timer in self._timers.values():
+            timer.cancel()
+        for task in self._tasks:
+            task.cancel()
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

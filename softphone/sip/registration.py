@@ -1,0 +1,275 @@
+"""Registration of one address-of-record with its registrar (RFC 3261 §10), without I/O.
+
+The state machine sends REGISTER, answers digest challenges, honours the expiry the
+registrar grants, refreshes before it lapses, retries with a bounded backoff when the
+registrar cannot be reached, and unregisters (Expires: 0) on request.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from softphone.errors import StateError
+from softphone.sip.auth import AuthError, Credentials
+from softphone.sip.authenticator import Authenticator
+from softphone.sip.dialog import LocalAddress, random_token
+from softphone.sip.headers import NameAddress
+from softphone.sip.message import Headers, Request, Response
+from softphone.sip.uri import SipUri
+
+log = logging.getLogger(__name__)
+
+#: retry delays after a failure that is not the credentials' fault (seconds); the last repeats
+BACKOFF = (1.0, 2.0, 4.0, 8.0)
+#: after rejected credentials we do not hammer the registrar: one try a minute
+AUTH_RETRY = 60.0
+
+# (state, input) -> next state
+TRANSITIONS: dict[tuple[str, str], str] = {
+    ("idle", "register"): "registering",
+    ("registering", "challenge"): "registering",
+    ("registering", "ok"): "registered",
+    ("registering", "rejected"): "failed",
+    ("registering", "unreachable"): "retrying",
+    ("registering", "unregister"): "unregistering",
+    ("registered", "refresh"): "refreshing",
+    ("registered", "unregister"): "unregistering",
+    ("refreshing", "challenge"): "refreshing",
+    ("refreshing", "ok"): "registered",
+    ("refreshing", "rejected"): "failed",
+    ("refreshing", "unreachable"): "retrying",
+    ("refreshing", "unregister"): "unregistering",
+    ("retrying", "register"): "registering",
+    ("retrying", "unregister"): "unregistered",
+    ("failed", "register"): "registering",
+    ("failed", "unregister"): "unregistered",
+    ("unregistering", "challenge"): "unregistering",
+    ("unregistering", "ok"): "unregistered",
+    ("unregistering", "rejected"): "unregistered",
+    ("unregistering", "unreachable"): "unregistered",
+    ("unregistered", "register"): "registering",
+}
+
+
+@dataclass(frozen=True)
+class SendRegister:
+    request: Request
+    target: SipUri
+
+
+@dataclass(frozen=True)
+class RegistrationChanged:
+    state: str
+    sip_code: int | None = None
+    reason: str = ""
+    expires: int | None = None  # granted expiry, when registered
+
+
+RegistrationCommand = SendRegister | RegistrationChanged
+
+
+@dataclass
+class Registration:
+    aor: NameAddress  # our address-of-record (To and From)
+    registrar: SipUri  # Request-URI of the REGISTER
+    local: LocalAddress
+    credentials: tuple[Credentials, ...] = ()
+    expires: int = 3600
+    route: tuple[NameAddress, ...] = ()  # outbound proxy as a loose route
+    instance_id: str | None = None  # RFC 5626 +sip.instance (a urn:uuid:...)
+    user_agent: str | None = None
+    state: str = "idle"
+    granted: int | None = None
+    deadline: float | None = None  # next refresh or retry
+    failures: int = 0
+    last_reason: str = ""
+    auth_failed: bool = False  # the last failure was refused credentials
+    call_id: str = field(default_factory=lambda: random_token(20))
+    _cseq: int = 0
+    _pending: Request | None = None
+    _auth: Authenticator = field(default_factory=Authenticator)
+    _expires_asked: int = 0
+    _tag: str = field(default_factory=random_token)
+
+    def __post_init__(self) -> None:
+        self._auth = Authenticator(self.credentials)
+
+    def _go(self, event: str) -> str:
+        try:
+            self.state = TRANSITIONS[(self.state, event)]
+        except KeyError:
+            raise StateError("Registration", self.state, event) from None
+        return self.state
+
+    @property
+    def registered(self) -> bool:
+        return self.state in ("registered", "refreshing")
+
+    @property
+    def contact(self) -> SipUri:
+        return self.local.contact_uri(self.aor.uri.user)
+
+    def next_hop(self) -> SipUri:
+        return self.route[0].uri if self.route else self.registrar
+
+    # ------------------------------------------------------------ requests
+
+    def _register_request(self, expires: int) -> Request:
+        self._cseq += 1
+        self._expires_asked = expires
+        contact = NameAddress(self.contact)
+        if self.instance_id:
+            contact = contact.with_param("+sip.instance", f'"<{self.instance_id}>"').with_param("reg-id", "1")
+        pairs: list[tuple[str, str]] = [
+            ("Via", str(self.local.via())),
+            ("Max-Forwards", "70"),
+            ("From", str(self.aor.with_tag(self._tag))),
+            ("To", str(self.aor)),
+            ("Call-ID", self.call_id),
+            ("CSeq", f"{self._cseq} REGISTER"),
+            ("Contact", str(contact)),
+            ("Expires", str(expires)),
+        ]
+        pairs += [("Route", str(r)) for r in self.route]
+        pairs.append(("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"))
+        if self.instance_id:
+            pairs.append(("Supported", "outbound, path"))
+        if self.user_agent:
+            pairs.append(("User-Agent", self.user_agent))
+        request = self._auth.authorize(Request("REGISTER", self.registrar, Headers.of(*pairs)))
+        self._pending = request
+        return request
+
+    def _send(self, expires: int) -> list[RegistrationCommand]:
+        return [SendRegister(self._register_request(expires), self.next_hop())]
+
+    # ------------------------------------------------------------ user actions
+
+    def start(self, now: float) -> list[RegistrationCommand]:
+        self._go("register")
+        self.deadline = None
+        return [*self._send(self.expires), RegistrationChanged(self.state)]
+
+    def unregister(self, now: float) -> list[RegistrationCommand]:
+        """RFC 3261 §10.2.2: a Contact with Expires 0 removes the binding."""
+        was_bound = self.state in ("registered", "refreshing", "registering")
+        self._go("unregister")
+        self.deadline = None
+        if not was_bound:
+            return [RegistrationChanged(self.state)]
+        return [*self._send(0), RegistrationChanged(self.state)]
+
+    # ------------------------------------------------------------ events
+
+    def owns(self, response: Response) -> bool:
+        return response.call_id == self.call_id
+
+    def on_response(self, response: Response, now: float) -> list[RegistrationCommand]:
+        if self._pending is None or response.cseq.number != self._pending.cseq.number:
+            return []  # a late answer to a request we already replaced
+        status = response.status
+        if status < 200:
+            return []
+        if status in (401, 407):
+            return self._on_challenge(response, now)
+        if status == 423:
+            return self._on_interval_too_brief(response, now)
+        self._pending = None
+        self._auth.answered()
+        if 200 <= status < 300:
+            return self._on_ok(response, now)
+        if status in (403, 404) or (400 <= status < 500 and status not in (408, 480)):
+            return self._fail(status, response.reason, now)
+        return self._unreachable(now, status, response.reason)
+
+    def _on_challenge(self, response: Response, now: float) -> list[RegistrationCommand]:
+        try:
+            self._auth.challenged(response)
+        except AuthError as exc:
+            return self._fail(response.status, str(exc), now, auth=True)
+        if self.state in ("registering", "refreshing", "unregistering"):
+            self._go("challenge")
+        try:
+            return self._send(self._expires_asked)
+        except AuthError as exc:
+            return self._fail(response.status, str(exc), now, auth=True)
+
+    def _on_interval_too_brief(self, response: Response, now: float) -> list[RegistrationCommand]:
+        """RFC 3261 §10.2.8: retry with the registrar's Min-Expires."""
+        value = response.headers.get("Min-Expires") or ""
+        if not value.strip().isdigit() or int(value) <= self._expires_asked:
+            return self._fail(423, "interval too brief", now)
+        self.expires = int(value)
+        return self._send(self.expires)
+
+    def _on_ok(self, response: Response, now: float) -> list[RegistrationCommand]:
+        if self.state == "unregistering":
+            self._go("ok")
+            self.granted = None
+            return [RegistrationChanged(self.state, response.status)]
+        self.granted = self._granted_expiry(response)
+        self.failures = 0
+        self._go("ok")
+        # refresh before the binding lapses: at 90 % of the granted time, at least 1 s early
+        lead = max(1.0, self.granted * 0.1)
+        self.deadline = now + max(1.0, self.granted - lead)
+        return [RegistrationChanged(self.state, response.status, expires=self.granted)]
+
+    def _granted_expiry(self, response: Response) -> int:
+        """RFC 3261 §10.2.4: the expiry of our Contact in the 200, else Expires, else ours."""
+        for contact in response.contacts:
+            if contact.uri.matches(self.contact) or (
+                contact.uri.host == self.contact.host and contact.uri.port == self.contact.port
+            ):
+                value = contact.param("expires")
+                if value is not None and value.isdigit():
+                    return int(value)
+        if response.expires is not None:
+            return response.expires
+        return self._expires_asked
+
+    def _fail(self, status: int, reason: str, now: float, *, auth: bool = False) -> list[RegistrationCommand]:
+        self._pending = None
+        self.last_reason, self.auth_failed = f"{reason} ({status})", auth
+        self._auth.answered()
+        if self.state == "unregistering":
+            self._go("rejected")
+            return [RegistrationChanged(self.state, status, reason)]
+        self._go("rejected")
+        self._auth.forget()
+        self.failures += 1
+        self.deadline = now + (AUTH_RETRY if auth else BACKOFF[-1] * 4)
+        return [RegistrationChanged(self.state, status, reason)]
+
+    def _unreachable(self, now: float, status: int | None, reason: str) -> list[RegistrationCommand]:
+        self._pending = None
+        self.last_reason, self.auth_failed = reason, False
+        self._auth.answered()
+        self._go("unreachable")
+        if self.state == "unregistered":
+            return [RegistrationChanged(self.state, status, reason)]
+        delay = BACKOFF[min(self.failures, len(BACKOFF) - 1)]
+        self.failures += 1
+        self.deadline = now + delay
+        return [RegistrationChanged(self.state, status, reason)]
+
+    def on_timeout(self, request: Request, now: float) -> list[RegistrationCommand]:
+        """Our REGISTER got no answer (Timer F) or could not be sent."""
+        if self._pending is None or request.cseq.number != self._pending.cseq.number:
+            return []
+        return self._unreachable(now, None, "no response from the registrar")
+
+    def next_deadline(self) -> float | None:
+        return self.deadline
+
+    def handle_timer(self, now: float) -> list[RegistrationCommand]:
+        if self.deadline is None or now < self.deadline:
+            return []
+        self.deadline = None
+        if self.state == "registered":
+            self._go("refresh")
+            return [*self._send(self.expires), RegistrationChanged(self.state)]
+        if self.state in ("retrying", "failed"):
+            return self.start(now)
+        return []

@@ -1,0 +1,182 @@
+"""The registration state machine, answered by hand-made registrar responses (no sockets, no sleeping)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from softphone.errors import StateError
+from softphone.sip.auth import Credentials
+from softphone.sip.dialog import LocalAddress
+from softphone.sip.endpoint import build_response
+from softphone.sip.headers import NameAddress
+from softphone.sip.message import Request, Response
+from softphone.sip.registration import BACKOFF, Registration, RegistrationChanged, SendRegister
+from softphone.sip.uri import SipUri
+
+REALM = "example.com"
+CHALLENGE = f'Digest realm="{REALM}", nonce="abc123", qop="auth", algorithm=MD5'
+
+
+def registration(password: str = "alicepw", expires: int = 600) -> Registration:
+    return Registration(
+        aor=NameAddress(SipUri("sip", "alice", None, "example.com")),
+        registrar=SipUri("sip", None, None, "example.com"),
+        local=LocalAddress("udp", "192.0.2.10", 5070),
+        credentials=(Credentials("alice", password),),
+        expires=expires,
+        user_agent="test",
+    )
+
+
+def sent(commands: list) -> Request:
+    (send,) = [c for c in commands if isinstance(c, SendRegister)]
+    return send.request
+
+
+def states(commands: list) -> list[str]:
+    return [c.state for c in commands if isinstance(c, RegistrationChanged)]
+
+
+def challenge(request: Request, value: str = CHALLENGE, status: int = 401) -> Response:
+    name = "WWW-Authenticate" if status == 401 else "Proxy-Authenticate"
+    return build_response(request, status, extra=((name, value),))
+
+
+def ok(request: Request, expires: int | None = None) -> Response:
+    contact = f"<sip:alice@192.0.2.10:5070>;expires={expires}" if expires is not None else None
+    return build_response(request, 200, to_tag="reg", extra=(("Contact", contact),) if contact else ())
+
+
+def digest_response(request: Request, password: str) -> str:
+    header = request.headers.get("Authorization") or ""
+    params = dict(p.strip().split("=", 1) for p in header[len("Digest "):].split(","))
+    params = {k: v.strip('"') for k, v in params.items()}
+    ha1 = hashlib.md5(f"alice:{REALM}:{password}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"REGISTER:{params['uri']}".encode()).hexdigest()
+    return hashlib.md5(f"{ha1}:{params['nonce']}:{params['nc']}:{params['cnonce']}:auth:{ha2}".encode()).hexdigest()
+
+
+def test_register_answers_the_challenge_and_honours_the_granted_expiry() -> None:
+    reg = registration()
+    first = sent(reg.start(0.0))
+    assert first.method == "REGISTER" and str(first.uri) == "sip:example.com"
+    assert first.headers.get("Expires") == "600" and "Authorization" not in first.headers
+    assert first.contacts[0].uri.host == "192.0.2.10"
+    second = sent(reg.on_response(challenge(first), 0.1))
+    assert second.cseq.number == first.cseq.number + 1 and second.call_id == first.call_id
+    assert second.top_via.branch != first.top_via.branch
+    header = second.headers.get("Authorization") or ""
+    assert 'username="alice"' in header and f'response="{digest_response(second, "alicepw")}"' in header
+    out = reg.on_response(ok(second, expires=60), 0.2)
+    assert states(out) == ["registered"] and reg.granted == 60
+    # refresh at 90 % of the granted time
+    assert reg.next_deadline() == pytest.approx(0.2 + 54.0)
+
+
+def test_refresh_keeps_credentials_and_call_id() -> None:
+    reg = registration()
+    first = sent(reg.start(0.0))
+    second = sent(reg.on_response(challenge(first), 0.0))
+    reg.on_response(ok(second, expires=10), 0.0)
+    assert reg.next_deadline() == pytest.approx(9.0)
+    refresh = sent(reg.handle_timer(9.0))
+    assert reg.state == "refreshing" and refresh.call_id == first.call_id
+    assert "nc=00000002" in (refresh.headers.get("Authorization") or "")  # same nonce, next count
+    reg.on_response(ok(refresh, expires=10), 9.1)
+    assert reg.state == "registered"
+
+
+def test_wrong_password_fails_once_without_a_retry_storm() -> None:
+    reg = registration(password="wrong")
+    first = sent(reg.start(0.0))
+    second = sent(reg.on_response(challenge(first), 0.1))
+    out = reg.on_response(challenge(second), 0.2)  # the same nonce again: refused
+    assert states(out) == ["failed"] and reg.auth_failed
+    assert not [c for c in out if isinstance(c, SendRegister)]
+    assert "authentication failed" in reg.last_reason
+    assert reg.next_deadline() == pytest.approx(60.2)  # one try a minute, not a storm
+
+
+def test_stale_nonce_is_retried() -> None:
+    reg = registration()
+    first = sent(reg.start(0.0))
+    second = sent(reg.on_response(challenge(first), 0.1))
+    stale = CHALLENGE.replace("abc123", "def456") + ", stale=true"
+    third = sent(reg.on_response(challenge(second, stale), 0.2))
+    assert 'nonce="def456"' in (third.headers.get("Authorization") or "")
+    assert states(reg.on_response(ok(third, 30), 0.3)) == ["registered"]
+
+
+def test_proxy_challenge_gets_proxy_authorization() -> None:
+    reg = registration()
+    first = sent(reg.start(0.0))
+    second = sent(reg.on_response(challenge(first, status=407), 0.1))
+    assert "Proxy-Authorization" in second.headers and "Authorization" not in second.headers
+
+
+def test_unreachable_registrar_is_retried_with_bounded_backoff() -> None:
+    reg = registration()
+    now = 0.0
+    request = sent(reg.start(now))
+    delays = []
+    for _ in range(6):
+        reg.on_timeout(request, now)
+        assert reg.state == "retrying"
+        deadline = reg.next_deadline()
+        assert deadline is not None
+        delays.append(deadline - now)
+        now = deadline
+        request = sent(reg.handle_timer(now))
+    assert delays == [*BACKOFF, BACKOFF[-1], BACKOFF[-1]]
+    # the registrar is back: registered, and the backoff starts again
+    reg.on_response(ok(request, 30), now)
+    assert reg.state == "registered" and reg.failures == 0
+
+
+def test_interval_too_brief_uses_min_expires() -> None:
+    reg = registration(expires=30)
+    first = sent(reg.start(0.0))
+    brief = build_response(first, 423, extra=(("Min-Expires", "120"),))
+    second = sent(reg.on_response(brief, 0.1))
+    assert second.headers.get("Expires") == "120"
+
+
+def test_expires_header_when_the_contact_has_none() -> None:
+    reg = registration()
+    first = sent(reg.start(0.0))
+    response = build_response(first, 200, to_tag="r", extra=(("Expires", "300"),))
+    reg.on_response(response, 0.0)
+    assert reg.granted == 300
+
+
+def test_unregister_sends_expires_zero() -> None:
+    reg = registration()
+    first = sent(reg.start(0.0))
+    reg.on_response(ok(first, 60), 0.0)
+    bye = sent(reg.unregister(1.0))
+    assert bye.headers.get("Expires") == "0" and reg.state == "unregistering"
+    assert states(reg.on_response(ok(bye, 0), 1.1)) == ["unregistered"]
+    assert reg.next_deadline() is None
+
+
+def test_forbidden_is_a_failure_not_a_retry() -> None:
+    reg = registration()
+    first = sent(reg.start(0.0))
+    out = reg.on_response(build_response(first, 403), 0.1)
+    assert states(out) == ["failed"] and not reg.auth_failed
+
+
+def test_late_response_to_an_old_request_is_ignored() -> None:
+    reg = registration()
+    first = sent(reg.start(0.0))
+    sent(reg.on_response(challenge(first), 0.1))
+    assert reg.on_response(ok(first, 60), 0.2) == []
+    assert reg.state == "registering"
+
+
+def test_illegal_transition_raises() -> None:
+    reg = registration()
+    with pytest.raises(StateError):
+        reg.handle_timer(0.0) or reg._go("ok")
