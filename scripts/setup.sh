@@ -11,6 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 DEB_PACKAGES=(
 	sip-tester          # SIPp: interop tests and benchmarks
+	kamailio            # SIP registrar and proxy for the registration tests
 	iproute2            # network namespaces for the two-host tests
 	portaudio19-dev     # PyAudio builds against PortAudio
 	libgl1 libglib2.0-0 # OpenCV's GUI wheel needs them at import time

@@ -132,6 +132,11 @@ def _human(event: dict[str, Any]) -> str | None:
     if kind == "state" and event["state"] not in ("ended",):
         code = f" ({event['sip_code']})" if event.get("sip_code") else ""
         return f"call {event['state']}{code}"
+    if kind == "registration":
+        code = f" ({event['sip_code']})" if event.get("sip_code") else ""
+        expires = f", expires in {event['expires']} s" if event.get("expires") else ""
+        reason = f": {event['reason']}" if event.get("reason") else ""
+        return f"{event['account']}: {event['state']}{code}{expires}{reason}"
     if kind == "call_end":
         code = f" {event['sip_code']}" if event.get("sip_code") else ""
         return f"call ended: {event['result']}{code}"

@@ -42,6 +42,11 @@ class Authenticator:
             self._sessions[chosen.realm] = DigestSession(credentials)
         self._answered[chosen.realm] = chosen
 
+    @property
+    def sent_credentials(self) -> bool:
+        """Whether our requests carry credentials (a 403 then means they were refused)."""
+        return bool(self._answered)
+
     def answered(self) -> None:
         """A final response other than a challenge: the next request starts a new count."""
         self._rounds = 0

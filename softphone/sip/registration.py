@@ -179,6 +179,9 @@ class Registration:
         self._auth.answered()
         if 200 <= status < 300:
             return self._on_ok(response, now)
+        if status == 403 and self._auth.sent_credentials:
+            # registrars answer refused credentials with 403 as often as with a new 401
+            return self._fail(status, f"authentication failed: {response.reason}", now, auth=True)
         if status in (403, 404) or (400 <= status < 500 and status not in (408, 480)):
             return self._fail(status, response.reason, now)
         return self._unreachable(now, status, response.reason)

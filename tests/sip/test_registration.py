@@ -180,3 +180,11 @@ def test_illegal_transition_raises() -> None:
     reg = registration()
     with pytest.raises(StateError):
         reg.handle_timer(0.0) or reg._go("ok")
+
+
+def test_forbidden_after_credentials_is_an_authentication_failure() -> None:
+    reg = registration(password="wrong")
+    first = sent(reg.start(0.0))
+    second = sent(reg.on_response(challenge(first), 0.1))
+    out = reg.on_response(build_response(second, 403), 0.2)
+    assert states(out) == ["failed"] and reg.auth_failed
