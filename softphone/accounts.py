@@ -12,7 +12,7 @@ from softphone.config import Config
 from softphone.errors import ConfigError, ParseError, TransportError
 from softphone.net.sip import SipNetwork
 from softphone.sip.auth import Credentials
-from softphone.sip.endpoint import Endpoint
+from softphone.sip.endpoint import Endpoint, Peer
 from softphone.sip.headers import NameAddress
 from softphone.sip.registration import Registration, RegistrationChanged, RegistrationCommand, SendRegister
 from softphone.sip.uri import SipUri
@@ -92,14 +92,18 @@ def _for_account(credentials: Credentials, aor: NameAddress, config: Config, ind
 class Registrar:
     """Runs the registrations of all accounts on the phone's endpoint and network."""
 
-    def __init__(self, endpoint: Endpoint, network: SipNetwork, user_agent: str, on_event: EventSink) -> None:
+    def __init__(self, endpoint: Endpoint, network: SipNetwork, user_agent: str, on_event: EventSink,
+                 keepalive_period: float = 30.0) -> None:
         self.endpoint = endpoint
         self.network = network
         self.user_agent = user_agent
         self.on_event = on_event
+        self.keepalive_period = keepalive_period
         self.registrations: list[tuple[Account, Registration]] = []
+        self.keepalives_sent = 0
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._flows: dict[int, Peer] = {}  # registration -> where its REGISTERs go
 
     def start(self, accounts: list[Account]) -> None:
         for account in accounts:
@@ -114,6 +118,8 @@ class Registrar:
             )
             self.registrations.append((account, registration))
             self._run(account, registration, registration.start(self.network.now()))
+            if self.keepalive_period > 0:
+                self._spawn(self._keepalive(registration))
 
     def handles(self, call_id: str) -> tuple[Account, Registration] | None:
         return next(((a, r) for a, r in self.registrations if r.call_id == call_id), None)
@@ -134,8 +140,19 @@ class Registrar:
             self._run(account, registration, registration.on_timeout(command.request, self.network.now()))
             log.warning("registration of %s: %s", account.aor.uri, exc)
             return
+        self._flows[id(registration)] = peer
         self.endpoint.send_request(command.request, peer, self.network.now())
         self.network.kick()
+
+    async def _keepalive(self, registration: Registration) -> None:
+        """RFC 5626 §4.4.1: a double CRLF on the flow to the registrar keeps NAT bindings
+        (and TCP connections) open; the registrar ignores it or answers with a single CRLF."""
+        while True:
+            await asyncio.sleep(self.keepalive_period)
+            peer = self._flows.get(id(registration))
+            if registration.registered and peer is not None:
+                self.network.send_raw(b"\r\n\r\n", peer)
+                self.keepalives_sent += 1
 
     def _schedule(self, account: Account, registration: Registration) -> None:
         key = id(registration)

@@ -221,11 +221,12 @@ async def cmd_call(args: argparse.Namespace, config: Config, out: Output) -> int
 
     media = _media_choice(args)
     phone = Phone(config, bind=args.bind, on_event=out.event)
+    target = phone.target(args.uri)  # a mistake in the URI is reported before anything starts
     stop = asyncio.Event()
     _stop_on_signals(stop)
     await phone.start()
     try:
-        session = await phone.call(args.uri, transport=args.transport, media=media)
+        session = await phone.call(target, transport=args.transport, media=media)
 
         async def while_up() -> None:
             try:

@@ -140,7 +140,8 @@ class Phone:
         await self._network.listen(self.bind, sip.sip_port, tcp=tcp, tcp_port=tcp_port)
         for transport, port in self._network.ports.items():
             self.on_event({"event": "listening", "transport": transport, "host": self.bind, "port": port})
-        self._registrar = Registrar(self.endpoint, self._network, self.user_agent, self.on_event)
+        self._registrar = Registrar(self.endpoint, self._network, self.user_agent, self.on_event,
+                                    keepalive_period=sip.keepalive_period_ms / 1000)
         # load the media libraries in the background so that the first call's audio starts at once
         self._spawn(asyncio.get_running_loop().run_in_executor(None, _preload_media))
 
@@ -151,6 +152,10 @@ class Phone:
             raise TransportError("the phone is not started")
         registrar.start(self.accounts)
         return [r for _, r in registrar.registrations]
+
+    def target(self, uri: str | SipUri) -> SipUri:
+        """Who ``call`` would call: a SIP URI, or with an account also ``bob`` / ``bob@domain``."""
+        return _target(uri, self.default_account)
 
     @property
     def default_account(self) -> Account | None:
@@ -182,7 +187,7 @@ class Phone:
         self, uri: str | SipUri, *, transport: str | None = None, media: MediaChoice | None = None
     ) -> CallSession:
         account = self.default_account
-        target = _target(uri, account)
+        target = self.target(uri)
         if target.scheme not in ("sip", "sips"):
             raise UsageError(f"cannot call {target}: only sip: URIs can be called directly")
         via = account if account is not None and target.host == account.domain else None

@@ -188,6 +188,10 @@ class SipNetwork:
         if deadline is not None:
             self._timer = self.loop.call_at(deadline, self._on_timer)
 
+    def send_raw(self, data: bytes, peer: Peer) -> None:
+        """Bytes outside any transaction: keep-alives."""
+        self._send(Outgoing(data, peer))
+
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
