@@ -157,6 +157,14 @@ class Phone:
         """Who ``call`` would call: a SIP URI, or with an account also ``bob`` / ``bob@domain``."""
         return _target(uri, self.default_account)
 
+    def _account_for(self, request: Request) -> Account | None:
+        """The account an incoming call was made to: by the To user, else the only one."""
+        user = request.to_addr.uri.user
+        matching = [a for a in self.accounts if a.aor.uri.user == user]
+        if matching:
+            return matching[0]
+        return self.accounts[0] if len(self.accounts) == 1 else None
+
     @property
     def default_account(self) -> Account | None:
         index = self.config.sip.default_proxy
@@ -339,7 +347,12 @@ class Phone:
             log.warning("incoming call refused: %s", exc)
             self._respond(request, build_response(request, 503, to_tag=_tag()))
             return
-        setup = CallSetup(local, _callee_identity(request, self.identity), session_config, self.user_agent)
+        account = self._account_for(request)
+        # requests we send in this dialog (BYE, re-INVITE) may be challenged by the account's proxy
+        credentials = account.credentials if account is not None else ()
+        setup = CallSetup(
+            local, _callee_identity(request, self.identity), session_config, self.user_agent, (), credentials
+        )
         call, commands = Call.incoming(request, setup)
         session = CallSession(
             self, call, source.transport, time.monotonic(), ports, self._audio_options(self.media_choice)
