@@ -21,6 +21,7 @@ DEB_PACKAGES=(
 	pulseaudio pulseaudio-utils libasound2-plugins   # real PortAudio devices without a sound card
 	espeak-ng           # speech samples for the audio-quality tests
 	nftables iptables libnetfilter-queue-dev         # loss and delay between test namespaces
+	iputils-ping        # proves the impaired link in the tests
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

@@ -614,3 +614,57 @@ def pjsua2_peer(tmp_path: Path) -> Iterator[Callable[..., Pjsua2Peer]]:
         else:
             p._out.close()
             p._err.close()
+
+
+# --------------------------------------------------------------------------- WAV files
+
+
+def read_wav(path: str | os.PathLike) -> tuple[Any, int]:
+    """A 16-bit PCM WAV as (float64 samples of the first channel, rate).
+
+    Reads the RIFF chunks itself: it accepts WAVE_FORMAT_EXTENSIBLE and files whose
+    sizes were never patched (a recorder that was killed).
+    """
+    import struct
+
+    import numpy as np
+
+    data = Path(path).read_bytes()
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise ValueError(f"{path}: not a RIFF/WAVE file")
+    pos, fmt, pcm = 12, None, None
+    while pos + 8 <= len(data):
+        cid, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        body = data[pos + 8:pos + 8 + size]
+        if cid == b"fmt ":
+            fmt = struct.unpack("<HHIIHH", body[:16])
+        elif cid == b"data":
+            pcm = body
+            break
+        pos += 8 + size + (size & 1)
+    if fmt is None or pcm is None:
+        raise ValueError(f"{path}: no fmt or data chunk")
+    _tag, channels, rate, _bps, _align, bits = fmt
+    if bits != 16:
+        raise ValueError(f"{path}: {bits}-bit samples, only 16-bit PCM is read")
+    n = len(pcm) // (2 * channels) * channels
+    x = np.frombuffer(pcm[:n * 2], dtype="<i2").astype(np.float64)
+    return x.reshape(-1, channels)[:, 0].copy(), rate
+
+
+def write_wav(path: str | os.PathLike, samples: Any, rate: int) -> Path:
+    """Mono 16-bit WAV; float samples in [-1, 1] are scaled, integers written as they are."""
+    import wave
+
+    import numpy as np
+
+    x = np.asarray(samples)
+    if x.dtype.kind == "f":
+        x = np.clip(x * 32767.0, -32768, 32767)
+    pcm = x.astype("<i2").tobytes()
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+    return Path(path)

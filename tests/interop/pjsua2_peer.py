@@ -17,6 +17,11 @@ Options
   --tone HZ         sine sent into every call through a pj.AudioMediaPort; the
                     received audio is analysed (dominant frequency, RMS).
   --no-audio-port   connect nothing to the calls' audio (many short calls).
+  --record WAV      write the audio received in the first call (from CONFIRMED,
+                    at --clock-rate, mono 16-bit) to WAV.
+  --dtmf DIGITS     send DIGITS as RFC 4733 telephone-events --dtmf-delay s
+                    after CONFIRMED.  Digits received (either method) are listed
+                    per call in the JSON as "dtmf_rx".
 Output
   stderr: "READY" once listening (answer mode), then pjsua's log (--log-level).
   stdout: exactly ONE JSON line at exit: per call its states with timestamps
@@ -38,6 +43,7 @@ import os
 import signal
 import sys
 import time
+import wave
 
 # PJSIP's console log writes to fd 1: point fd 1 at stderr and keep a dup of
 # the original stdout for the single JSON result line.
@@ -107,6 +113,13 @@ class TonePort(pj.AudioMediaPort):
         self.rx_chunks.append(bytes(frame.buf))
         self.rx_frames += 1
 
+    def write_wav(self, path):
+        with wave.open(path, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(self.rate)
+            w.writeframes(b"".join(self.rx_chunks))
+
     def analyse(self, skip_s=0.2):
         np = self.np
         if not self.rx_chunks:
@@ -152,6 +165,9 @@ class PeerCall(pj.Call):
         self.last_code = None
         self.last_reason = None
         self.media = []
+        self.dtmf_at = None
+        self.dtmf_rx = []
+        self.dtmf_sent = ""
 
     def mark(self, name, code=None, reason=None):
         t = now()
@@ -173,6 +189,8 @@ class PeerCall(pj.Call):
                 self.port.collect = True
             if self.peer.args.hangup_after > 0:
                 self.hangup_at = self.confirmed_at + self.peer.args.hangup_after
+            if self.peer.args.dtmf:
+                self.dtmf_at = self.confirmed_at + self.peer.args.dtmf_delay
         elif ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.disconnected_at = now()
             if self.hangup_by is None:
@@ -208,6 +226,24 @@ class PeerCall(pj.Call):
                 self.port.collect = True
             self.connected = True
 
+    def onDtmfDigit(self, prm):
+        log("dtmf received", prm.digit, "method", prm.method)
+        self.dtmf_rx.append(prm.digit)
+
+    def send_dtmf_now(self):
+        self.dtmf_at = None
+        if self.disconnected_at is not None:
+            return
+        prm = pj.CallSendDtmfParam()
+        prm.method = pj.PJSUA_DTMF_METHOD_RFC2833
+        prm.digits = self.peer.args.dtmf
+        try:
+            self.sendDtmf(prm)
+            self.dtmf_sent = self.peer.args.dtmf
+            self.mark("DTMF-SENT")
+        except pj.Error as e:
+            log("sendDtmf failed:", e.info())
+
     def hangup_now(self):
         self.hangup_at = None
         if self.disconnected_at is not None:
@@ -228,7 +264,8 @@ class PeerCall(pj.Call):
              "states": self.states, "state_names": [s["state"] for s in self.states],
              "confirmed": self.confirmed_at is not None, "setup_ms": setup_ms,
              "codec": self.codec, "media": self.media, "hangup_by": self.hangup_by,
-             "last_code": self.last_code, "last_reason": self.last_reason}
+             "last_code": self.last_code, "last_reason": self.last_reason,
+             "dtmf_rx": "".join(self.dtmf_rx), "dtmf_sent": self.dtmf_sent}
         if self.confirmed_at and self.disconnected_at:
             d["confirmed_s"] = round(self.disconnected_at - self.confirmed_at, 3)
         if self.port is not None:
@@ -353,6 +390,8 @@ class Peer:
         for c in list(self.calls):
             if c.answer_at is not None and t >= c.answer_at:
                 self.answer_200(c)
+            if c.dtmf_at is not None and t >= c.dtmf_at:
+                c.send_dtmf_now()
             if c.hangup_at is not None and t >= c.hangup_at:
                 c.hangup_now()
 
@@ -420,6 +459,11 @@ class Peer:
                 if hz is None or abs(hz - a.expect_hz) > 0.05 * a.expect_hz:
                     ok = False
         res["ok"] = ok
+        if a.record:
+            ports = [c.port for c in self.calls if c.port is not None]
+            if ports:
+                ports[0].write_wav(a.record)
+                res["record"] = a.record
         return res
 
     def destroy(self):
@@ -474,6 +518,9 @@ def main():
     p.add_argument("--tone", type=float, default=440.0, help="Hz of the sine sent into calls")
     p.add_argument("--no-audio-port", action="store_true",
                    help="connect no tone/recorder port to the calls")
+    p.add_argument("--record", metavar="WAV", help="write the first call's received audio to WAV")
+    p.add_argument("--dtmf", metavar="DIGITS", help="send DIGITS (RFC 4733) after CONFIRMED")
+    p.add_argument("--dtmf-delay", type=float, default=0.5, help="seconds after CONFIRMED")
     p.add_argument("--expect-hz", type=float, default=0.0)
     p.add_argument("--clock-rate", type=int, default=16000)
     p.add_argument("--log-level", type=int, default=0, help="pjsua log level on stderr (0-6)")
