@@ -22,7 +22,7 @@ from softphone.devices import AudioSink, AudioSource, open_audio_sink, open_audi
 from softphone.frames import AudioFrame
 from softphone.media.transport import Address, RtpTransport
 from softphone.rtp.jitter import JitterBuffer, Missing, Played
-from softphone.rtp.packet import is_rtcp
+from softphone.rtp.packet import RtpPacket, is_rtcp
 from softphone.rtp.session import RtcpScheduler, RtpSession
 
 log = logging.getLogger(__name__)
@@ -219,9 +219,10 @@ class AudioStream:
             self._on_rtcp(data, addr)
             return
         now = self._now()
-        packet = self.session.receive_rtp(data, now)
-        if packet is None:
-            return
+        for packet in self.session.receive_rtp_packets(data, now):
+            self._on_packet(packet, addr, now)
+
+    def _on_packet(self, packet: RtpPacket, addr: Address, now: float) -> None:
         self._latch(addr)
         self.last_rx = now
         if self.first_rx is None:

@@ -114,6 +114,7 @@ class RtpSession:
         self.rtt_ms: float | None = None
         self.remote_bye = False
         self.remote_ssrc: int | None = None
+        self._held: RtpPacket | None = None  # the first packet of a source still on probation
         self._last_sr: dict[int, tuple[int, float]] = {}
         self._reports_since_sent = 2
         self._wallclock_offset: float | None = None
@@ -154,6 +155,24 @@ class RtpSession:
             self._new_source(packet.ssrc)
         assert self.receiver is not None
         return packet if self.receiver.update(packet, now) else None
+
+    def receive_rtp_packets(self, data: bytes, now: float) -> list[RtpPacket]:
+        """Like :meth:`receive_rtp`, but a packet held while its source was on probation
+        (RFC 3550 A.1) is delivered too once the next one validates the source: the
+        first frame of a stream is not lost to the validation."""
+        packet = self.receive_rtp(data, now)
+        receiver = self.receiver
+        if packet is None:
+            if receiver is not None and receiver.probation and data:
+                try:
+                    self._held = RtpPacket.parse(data)
+                except RtpError:
+                    self._held = None
+            return []
+        held, self._held = self._held, None
+        if held is not None and held.ssrc == packet.ssrc and (held.sequence + 1) & 0xFFFF == packet.sequence:
+            return [held, packet]
+        return [packet]
 
     def _new_source(self, ssrc: int) -> None:
         if self.remote_ssrc is not None:

@@ -233,3 +233,15 @@ def test_rtt_from_a_report_about_us() -> None:
     block = ReportBlock(s.ssrc, 0, 0, 0, 0, middle_32(sr.ntp_timestamp), int(0.25 * 65536))
     s.receive_rtcp(serialize_compound([ReceiverReport(99, (block,))]), 1.5)
     assert s.rtt_ms == pytest.approx(250.0, abs=0.05)
+
+
+def test_first_packet_held_during_probation_is_delivered_after_validation() -> None:
+    sender = RtpSession(payload_type=0, clock_rate=8000, cname="a", rng=random.Random(1))
+    receiver = RtpSession(payload_type=0, clock_rate=8000, cname="b", rng=random.Random(2))
+    first = sender.prepare(b"one", samples=160, now=0.0)
+    second = sender.prepare(b"two", samples=160, now=0.02)
+    assert receiver.receive_rtp_packets(first, 0.0) == []
+    delivered = receiver.receive_rtp_packets(second, 0.02)
+    assert [p.payload for p in delivered] == [b"one", b"two"]
+    third = sender.prepare(b"three", samples=160, now=0.04)
+    assert [p.payload for p in receiver.receive_rtp_packets(third, 0.04)] == [b"three"]
