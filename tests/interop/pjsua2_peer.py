@@ -278,6 +278,18 @@ class PeerAccount(pj.Account):
     def __init__(self, peer):
         pj.Account.__init__(self)
         self.peer = peer
+        self.reg = {}           # "ok_t" once registered, "fail_code" on a failure
+        self.reg_events = []
+
+    def onRegState(self, prm):
+        t = now()
+        self.reg_events.append({"t": round(t - T_START, 6), "code": prm.code, "reason": prm.reason,
+                                "expiration": prm.expiration})
+        log("registration", prm.code, prm.reason, "expires", prm.expiration)
+        if prm.code == 200 and prm.expiration > 0:
+            self.reg.setdefault("ok_t", t)
+        elif prm.code // 100 >= 3:
+            self.reg.setdefault("fail_code", prm.code)
 
     def onIncomingCall(self, prm):
         call = PeerCall(self.peer, self, prm.callId, role="uas")
@@ -367,7 +379,15 @@ class Peer:
 
         acfg = pj.AccountConfig()
         host = f"[{a.ip}]" if ipv6 else a.ip
-        acfg.idUri = f"sip:{a.user}@{host}"
+        acfg.idUri = f"sip:{a.user}@{a.domain or host}"
+        if a.register:
+            # REGISTER with digest auth; the proxy also routes our calls
+            acfg.regConfig.registrarUri = a.register
+            acfg.regConfig.timeoutSec = a.reg_expires
+            acfg.regConfig.retryIntervalSec = 0
+            acfg.sipConfig.proxies.append(a.register + ";lr")
+        if a.password is not None:
+            acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", a.user, 0, a.password))
         # bind RTP/RTCP to --ip too, else pjsua advertises the host's primary address
         acfg.mediaConfig.transportConfig.boundAddress = a.ip
         if a.rtp_port:
@@ -404,6 +424,13 @@ class Peer:
     def run(self):
         a = self.args
         deadline = T_START + a.max_time
+        if a.register:
+            while not self.stop and now() < deadline and not self.acc.reg:
+                self.pump(0.02)
+            if "ok_t" not in self.acc.reg:
+                log("registration did not succeed:", self.acc.reg_events)
+                self.timed_out = now() >= deadline
+                return
         if a.call:
             call = PeerCall(self, self.acc, role="uac")
             self.calls.append(call)
@@ -447,8 +474,13 @@ class Peer:
                "account": self.acc_uri, "codecs_enabled": self.codec_list,
                "wall_s": round(now() - T_START, 3), "timed_out": self.timed_out,
                "ended": self.ended, "calls": calls}
+        if a.register:
+            res["registration"] = {"registrar": a.register, "ok": "ok_t" in self.acc.reg,
+                                   "events": self.acc.reg_events}
         confirmed = [c for c in calls if c["confirmed"]]
         ok = True
+        if a.register and not res["registration"]["ok"]:
+            ok = False
         if a.call and not confirmed:
             ok = False
         if a.calls and len(confirmed) < a.calls:
@@ -506,6 +538,11 @@ def main():
     p.add_argument("--rtp-port-range", type=int, default=40,
                    help="RTP ports used: --rtp-port .. --rtp-port + N - 1 (0 = unbounded)")
     p.add_argument("--user", default="peer", help="account user part")
+    p.add_argument("--domain", help="account domain (default: --ip)")
+    p.add_argument("--register", metavar="URI", help="register with digest auth at this registrar, e.g. "
+                   "sip:127.0.0.1:5060; it is also the outbound proxy")
+    p.add_argument("--password", help="digest password for --register and proxy challenges")
+    p.add_argument("--reg-expires", type=int, default=60, help="REGISTER expiry (s)")
     p.add_argument("--call", metavar="URI", help="place one call to URI (else: answer mode)")
     p.add_argument("--codec", help='force one codec, e.g. "PCMU/8000"')
     p.add_argument("--codecs", default="PCMU/8000,PCMA/8000",

@@ -139,3 +139,42 @@ def test_bob_calls_alice_and_hangs_up(softphone, kamailio, tmp_path):
     (end,) = alice.summary["calls"]
     assert end["result"] == "completed" and end["audio"]["rx_packets"] > 50, end
     assert bob.summary["reason"] == "local hangup"
+
+
+@pytest.mark.timeout(90)
+def test_softphone_calls_pjsua2_registered_as_bob(softphone, kamailio, pjsua2_peer, tmp_path):
+    registrar = kamailio(invite_auth=True)
+    registrar_uri = f"sip:127.0.0.1:{registrar.udp_port}"
+    bob = pjsua2_peer("answer", codec="PCMU/8000", calls=1, duration=2, max_time=40,
+                      extra=("--user", "bob", "--domain", "127.0.0.1", "--register", registrar_uri,
+                             "--password", "bobpw"))
+    registrar.wait_registered("bob", timeout=10)
+    alice = softphone("-c", account_rc(tmp_path, registrar, "alice"), "--bind", "127.0.0.1", "--sip-port", "0",
+                      "--rtp-port", "0", "call", "bob", "--no-video", "--audio-source", "tone: 440",
+                      "--audio-sink", "null:", "--timeout", "15")
+    assert alice.wait(40) == 0, alice.describe() + registrar.current_log[-3000:]
+    result = bob.wait(30)
+    (call,) = result["calls"]
+    assert "CONFIRMED" in call["state_names"] and call["hangup_by"] == "local", call
+    assert call["codec"] == "PCMU/8000" and alice.summary["audio"]["codec"] == "PCMU", alice.summary
+    assert alice.summary["reason"] == "remote hangup" and alice.summary["audio"]["rx_packets"] > 50
+
+
+@pytest.mark.timeout(90)
+def test_pjsua2_registered_as_bob_calls_the_softphone(softphone, kamailio, pjsua2_peer, tmp_path):
+    registrar = kamailio(invite_auth=True)
+    registrar_uri = f"sip:127.0.0.1:{registrar.udp_port}"
+    alice = softphone("-c", account_rc(tmp_path, registrar, "alice"), "--bind", "127.0.0.1", "--sip-port", "0",
+                      "--rtp-port", "0", "answer", "--auto", "--once", "--no-video",
+                      "--audio-source", "tone: 440", "--audio-sink", "null:")
+    registered(alice, "alice")
+    bob = pjsua2_peer("call", call_uri="sip:alice@127.0.0.1", codec="PCMA/8000", duration=2, max_time=40,
+                      extra=("--user", "bob", "--domain", "127.0.0.1", "--register", registrar_uri,
+                             "--password", "bobpw"))
+    result = bob.wait(40)
+    (call,) = result["calls"]
+    assert "CONFIRMED" in call["state_names"] and call["hangup_by"] == "local", call
+    assert alice.wait(20) == 0, alice.describe()
+    (end,) = alice.summary["calls"]
+    assert end["result"] == "completed" and end["audio"]["codec"] == "PCMA", end
+    assert end["remote_party"].startswith("sip:bob@127.0.0.1"), end
