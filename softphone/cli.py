@@ -323,7 +323,7 @@ async def cmd_register(args: argparse.Namespace, config: Config, out: Output) ->
         if event.get("event") == "registration":
             changed.set()
 
-    phone = Phone(config, bind=args.bind, on_event=on_event)
+    phone = Phone(config, bind=args.bind, on_event=on_event, media=False)
     if not any(a.register for a in phone.accounts):
         raise UsageError("no account to register: add a [proxy_0] section (reg_proxy, reg_identity) to the config")
     stop = asyncio.Event()

@@ -106,7 +106,9 @@ def codec_specs(kind: str, config: Config, only: str | None = None) -> tuple[Cod
 class Phone:
     """A SIP user agent: transports, calls and (later) media, driven by asyncio."""
 
-    def __init__(self, config: Config, *, bind: str | None = None, on_event: EventSink | None = None) -> None:
+    def __init__(
+        self, config: Config, *, bind: str | None = None, on_event: EventSink | None = None, media: bool = True
+    ) -> None:
         self.config = config
         self.bind = bind if bind is not None else (config.sip.bind_address or ("::" if config.sip.ipv6 else "0.0.0.0"))
         self.on_event = on_event or (lambda event: None)
@@ -123,6 +125,7 @@ class Phone:
         self._registrar: Registrar | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.accounts = accounts_from_config(config)
+        self.preload_media = media  # False: signalling only (``register``), no media libraries loaded early
 
     # ------------------------------------------------------------ lifecycle
 
@@ -142,8 +145,9 @@ class Phone:
             self.on_event({"event": "listening", "transport": transport, "host": self.bind, "port": port})
         self._registrar = Registrar(self.endpoint, self._network, self.user_agent, self.on_event,
                                     keepalive_period=sip.keepalive_period_ms / 1000)
-        # load the media libraries in the background so that the first call's audio starts at once
-        self._spawn(asyncio.get_running_loop().run_in_executor(None, _preload_media))
+        if self.preload_media:
+            # load the media libraries in the background so that the first call's audio starts at once
+            self._spawn(asyncio.get_running_loop().run_in_executor(None, _preload_media))
 
     def register(self) -> list[Registration]:
         """Register every account that asks for it ([proxy_N] reg_sendregister=1)."""

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 wire = logging.getLogger("softphone.wire")
 
 EventHandler = Callable[[list[Event]], None]
+UDP_RECEIVE_BUFFER = 2 * 1024 * 1024  # the kernel caps it at net.core.rmem_max
 
 
 def is_ipv6(host: str) -> bool:
@@ -92,6 +93,13 @@ class SipNetwork:
         except OSError as exc:
             raise TransportError(f"cannot listen on UDP {_hostport(host, port)}: {exc.strerror or exc}") from exc
         self._udp = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # bursts (many registrations or calls at once) must not overflow the default buffer
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+            except OSError:
+                pass
         self.ports["udp"] = transport.get_extra_info("sockname")[1]
         if tcp:
             wanted = self.ports["udp"] if tcp_port is None or tcp_port == 0 and port == 0 else tcp_port

@@ -8,6 +8,7 @@ registrar cannot be reached, and unregisters (Expires: 0) on request.
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass, field
 
 from softphone.errors import StateError
@@ -19,6 +20,7 @@ from softphone.sip.message import Headers, Request, Response
 from softphone.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
+_random = random.Random()
 
 #: retry delays after a failure that is not the credentials' fault (seconds); the last repeats
 BACKOFF = (1.0, 2.0, 4.0, 8.0)
@@ -214,8 +216,9 @@ class Registration:
         self.granted = self._granted_expiry(response)
         self.failures = 0
         self._go("ok")
-        # refresh before the binding lapses: at 90 % of the granted time, at least 1 s early
-        lead = max(1.0, self.granted * 0.1)
+        # refresh before the binding lapses, at 85-90 % of the granted time (at least 1 s
+        # early): spread out, so that many accounts registered together do not refresh in a burst
+        lead = max(1.0, self.granted * _random.uniform(0.10, 0.15))
         self.deadline = now + max(1.0, self.granted - lead)
         return [RegistrationChanged(self.state, response.status, expires=self.granted)]
 

@@ -71,8 +71,9 @@ def test_register_answers_the_challenge_and_honours_the_granted_expiry() -> None
     assert 'username="alice"' in header and f'response="{digest_response(second, "alicepw")}"' in header
     out = reg.on_response(ok(second, expires=60), 0.2)
     assert states(out) == ["registered"] and reg.granted == 60
-    # refresh at 90 % of the granted time
-    assert reg.next_deadline() == pytest.approx(0.2 + 54.0)
+    # refresh at 85-90 % of the granted time
+    deadline = reg.next_deadline()
+    assert deadline is not None and 0.2 + 51.0 <= deadline <= 0.2 + 54.0
 
 
 def test_refresh_keeps_credentials_and_call_id() -> None:
@@ -80,8 +81,9 @@ def test_refresh_keeps_credentials_and_call_id() -> None:
     first = sent(reg.start(0.0))
     second = sent(reg.on_response(challenge(first), 0.0))
     reg.on_response(ok(second, expires=10), 0.0)
-    assert reg.next_deadline() == pytest.approx(9.0)
-    refresh = sent(reg.handle_timer(9.0))
+    deadline = reg.next_deadline()
+    assert deadline is not None and 8.5 <= deadline <= 9.0  # 10-15 % early, at least 1 s
+    refresh = sent(reg.handle_timer(deadline))
     assert reg.state == "refreshing" and refresh.call_id == first.call_id
     assert "nc=00000002" in (refresh.headers.get("Authorization") or "")  # same nonce, next count
     reg.on_response(ok(refresh, expires=10), 9.1)
