@@ -45,7 +45,7 @@ def tone_call(softphone, tmp_path: Path, codec: str, *extra_call: str):
     answerer = softphone("--bind", "127.0.0.1", "--sip-port", "0", "--rtp-port", "0", "answer", "--auto", "--once",
                          "--audio-codec", codec, "--audio-source", "tone: 880", "--audio-sink", f"file: {answerer_wav}")
     caller = softphone("--bind", "127.0.0.1", "--sip-port", "0", "--rtp-port", "0", "call",
-                       f"sip:bob@127.0.0.1:{answerer.port()}", "--duration", "2", "--no-video",
+                       f"sip:bob@127.0.0.1:{answerer.port()}", "--duration", "3", "--no-video",
                        "--audio-codec", codec, "--audio-source", "tone: 440", "--audio-sink", f"file: {caller_wav}",
                        *extra_call)
     assert caller.wait(30) == 0, caller.describe()
@@ -61,7 +61,11 @@ def test_tone_both_ways(softphone, tmp_path, codec):
         x, rate = read_wav(wav)
         assert x.size > rate, f"{wav.name}: only {x.size} samples"
         body = x[int(0.3 * rate) : x.size - int(0.2 * rate)]  # skip buffering and the hang-up
-        assert abs(dominant_hz(body, rate) - expected) < 2.0, wav.name
+        # the median over half-second windows: one concealed packet on a loaded machine
+        # must not move the estimate of a whole recording
+        half = rate // 2
+        estimates = [dominant_hz(body[i : i + half], rate) for i in range(0, body.size - half + 1, half // 2)]
+        assert abs(float(np.median(estimates)) - expected) < 2.0, (wav.name, estimates)
         # on clean loopback no gap longer than one packet (20 ms)
         assert longest_gap_ms(body, rate) <= 20.0, wav.name
     audio = caller.summary["audio"]
