@@ -22,6 +22,7 @@ DEB_PACKAGES=(
 	espeak-ng           # speech samples for the audio-quality tests
 	nftables iptables libnetfilter-queue-dev         # loss and delay between test namespaces
 	iputils-ping        # proves the impaired link in the tests
+	xvfb imagemagick xdotool                         # the video window on a virtual display, screenshots
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--audio-sink", metavar="DEV", help="where received audio goes: 'pyaudio: NAME', "
                        "'file: out.wav', 'null:'")
         p.add_argument("--dtmf", metavar="DIGITS", help="send these DTMF digits (RFC 4733) once the call is up")
+        p.add_argument("--video-source", metavar="DEV",
+                       help="what to film: 'opencv: 0' (camera), 'opencv: clip.mp4', 'pattern:', 'null:'")
+        p.add_argument("--video-sink", metavar="DEV", help="where remote video goes: 'opencv:' (a window), "
+                       "'file: out.mp4', 'null:'")
+        p.add_argument("--level", type=int, choices=range(4), default=0, metavar="0-3",
+                       help="video quality level: 0 full size every frame; higher = smaller, fewer frames")
 
     call = sub.add_parser("call", help="call a SIP URI")
     call.add_argument("uri", help="who to call, e.g. sip:alice@10.0.0.2")
@@ -198,12 +204,14 @@ def _media_choice(args: argparse.Namespace) -> Any:
     from softphone.devices import registry as device_registry
     from softphone.session import MediaChoice
 
-    for slot, spec in (("audio_source", args.audio_source), ("audio_sink", args.audio_sink)):
+    for slot, spec in (("audio_source", args.audio_source), ("audio_sink", args.audio_sink),
+                       ("video_source", args.video_source), ("video_sink", args.video_sink)):
         if spec is not None:
             device_registry.resolve(slot, spec)
     if args.dtmf is not None and (not args.dtmf or any(c.upper() not in DTMF_EVENTS for c in args.dtmf)):
         raise UsageError(f"--dtmf takes digits from {DTMF_EVENTS}, got {args.dtmf!r}")
-    return MediaChoice(args.audio_codec, args.video_codec, not args.no_video, args.audio_source, args.audio_sink)
+    return MediaChoice(args.audio_codec, args.video_codec, not args.no_video, args.audio_source, args.audio_sink,
+                       args.video_source, args.video_sink, args.level)
 
 
 async def _in_call(session: Any, dtmf: str | None, duration: float | None) -> None:

@@ -7,6 +7,7 @@ computes on samples converts with numpy at its own edge.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 BYTES_PER_SAMPLE = 2
 
@@ -35,10 +36,20 @@ class AudioFrame:
 
 @dataclass(frozen=True)
 class VideoFrame:
-    """One picture: packed 8-bit BGR rows (OpenCV's layout), ``width * height * 3`` bytes."""
+    """One picture.
 
-    data: bytes
-    width: int
-    height: int
-    pts: float = 0.0  # presentation time, seconds
-    keyframe: bool = False
+    ``image`` is a numpy array of shape (height, width, 3), dtype uint8, BGR (OpenCV's
+    layout); this module does not import numpy, it only carries the array.
+    """
+
+    image: Any
+    pts: float = 0.0  # presentation time, seconds since the stream started
+    index: int = 0  # frame number at the source
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[1])

@@ -30,14 +30,13 @@ from softphone.call import (
     SendResponse,
     StateChanged,
 )
-from softphone.codecs import registry
 from softphone.config import Config
 from softphone.errors import ConfigError, ParseError, StateError, TransportError, UsageError
-from softphone.media.audio import AudioOptions, random_cname
 from softphone.media.ringing import RING, RINGBACK, play_cadence, plays_sound
 from softphone.net.rtp import RtpPortPair, open_port_pair
 from softphone.net.sip import SipNetwork, is_unspecified
-from softphone.sdp.negotiate import CodecSpec, SessionConfig, StreamConfig
+from softphone.offer import audio_options_for, codec_specs, video_options_for
+from softphone.sdp.negotiate import SessionConfig, StreamConfig
 from softphone.session import CallSession, MediaChoice, stream_summary
 from softphone.sip.endpoint import (
     AckReceived,
@@ -73,34 +72,6 @@ class IncomingPolicy:
     max_calls: int = 10
     reject: int | None = None  # answer every INVITE with this final code
     ring_timeout: float = 30.0
-
-
-def codec_specs(kind: str, config: Config, only: str | None = None) -> tuple[CodecSpec, ...]:
-    """The codecs to offer: ``only`` alone, else the config's enabled entries, else all."""
-    if only is not None:
-        infos = [registry.lookup(only, kind)]
-        if kind == "audio" and infos[0].name != "telephone-event":
-            infos.append(registry.lookup("telephone-event", "audio"))
-    else:
-        entries = config.audio_codecs if kind == "audio" else config.video_codecs
-        if entries:
-            infos = []
-            for entry in entries:
-                info = registry.find(entry.mime, entry.rate, entry.channels) or registry.find(entry.mime, entry.rate, 2)
-                if info is None:
-                    log.warning("%s codec %s/%s is not available; skipped", kind, entry.mime, entry.rate)
-                elif entry.enabled:
-                    infos.append(info)
-            # like linphone, telephone-event is offered unless a section lists it disabled
-            listed = {e.mime.lower() for e in entries}
-            if kind == "audio" and "telephone-event" not in listed:
-                infos.append(registry.lookup("telephone-event", "audio"))
-        else:
-            infos = [registry.lookup(name, kind) for name in registry.names(kind)]
-    return tuple(
-        CodecSpec(i.encoding, i.rtp_clock_rate, i.channels, i.static_payload_type, i.default_fmtp, i.rtcp_fb)
-        for i in infos
-    )
 
 
 class Phone:
@@ -213,23 +184,19 @@ class Phone:
         setup = CallSetup(local, via.aor if via is not None else self.identity, session_config, self.user_agent,
                           via.route if via is not None else (), via.credentials if via is not None else ())
         call, commands = Call.outgoing(target, setup)
-        session = CallSession(self, call, peer.transport, time.monotonic(), ports, self._audio_options(choice))
-        self.sessions[call.call_id] = session
+        session = self._new_session(call, peer.transport, ports, choice)
         session.mark("invite_sent")
         self.execute(session, commands, first_hop=peer)
         return session
 
-    def _audio_options(self, choice: MediaChoice) -> AudioOptions:
-        sound, rtp = self.config.sound, self.config.rtp
-        return AudioOptions(
-            source=choice.audio_source or sound.capture_dev_id,
-            sink=choice.audio_sink or sound.playback_dev_id,
-            jitter_min_ms=min(40, rtp.audio_jitt_comp),
-            jitter_max_ms=max(rtp.audio_jitt_comp * 4, 200),
-            nortp_timeout=float(rtp.nortp_timeout),
-            symmetric=rtp.symmetric,
-            cname=random_cname(),
+    def _new_session(self, call: Call, transport: str, ports: list[RtpPortPair], choice: MediaChoice) -> CallSession:
+        video_options, bitrate = video_options_for(self.config, choice)
+        session = CallSession(
+            self, call, transport, time.monotonic(), ports, audio_options_for(self.config, choice), video_options,
+            bitrate,
         )
+        self.sessions[call.call_id] = session
+        return session
 
     def _media_for(self, host: str, choice: MediaChoice) -> tuple[list[RtpPortPair], SessionConfig]:
         bind = self.bind if not is_unspecified(self.bind) else ("::" if ":" in host else "0.0.0.0")
@@ -358,10 +325,7 @@ class Phone:
             local, _callee_identity(request, self.identity), session_config, self.user_agent, (), credentials
         )
         call, commands = Call.incoming(request, setup)
-        session = CallSession(
-            self, call, source.transport, time.monotonic(), ports, self._audio_options(self.media_choice)
-        )
-        self.sessions[call.call_id] = session
+        session = self._new_session(call, source.transport, ports, self.media_choice)
         self.on_event(
             {"event": "incoming", "call_id": call.call_id, "from": str(request.from_addr), "to": str(request.to_addr)}
         )
@@ -493,8 +457,10 @@ class Phone:
 
     def _media_events(self, session: CallSession) -> Callable[[str, dict[str, Any]], None]:
         def on_media_event(name: str, data: dict[str, Any]) -> None:
-            if name == "first_audio_rx":
-                session.mark("first_audio_rx")
+            if name in ("first_audio_rx", "first_video_frame"):
+                session.mark(name)
+            if name == "window_closed" and not session.done.done():
+                session.hangup()  # the user closed the video window
             self.on_event({"event": name, "call_id": session.call_id, **data})
             if name == "nortp" and not session.done.done():
                 log.warning("call %s: no RTP for %s s, hanging up", session.call_id, data.get("seconds"))

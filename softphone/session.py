@@ -13,6 +13,7 @@ from softphone.call import Call, Command
 from softphone.codecs import registry
 from softphone.errors import StateError
 from softphone.media.audio import AudioOptions, AudioParams, AudioStream
+from softphone.media.video import VideoOptions, VideoParams, VideoStream
 from softphone.net.rtp import RtpPortPair
 from softphone.sdp.negotiate import NegotiatedStream
 
@@ -36,6 +37,9 @@ class MediaChoice:
     video: bool = True
     audio_source: str | None = None  # None: the config's [sound] capture_dev_id
     audio_sink: str | None = None  # None: the config's [sound] playback_dev_id
+    video_source: str | None = None  # None: the config's [video] device
+    video_sink: str | None = None  # None: the config's [video] display_dev
+    level: int = 0  # video quality level 0..3
 
 
 @dataclass
@@ -48,10 +52,13 @@ class CallSession:
     started: float
     ports: list[RtpPortPair] = field(default_factory=list)
     audio_options: AudioOptions = field(default_factory=AudioOptions)
+    video_options: VideoOptions = field(default_factory=VideoOptions)
+    video_bitrate: int = 1_000_000
     timeline: dict[str, float] = field(default_factory=dict)
     done: asyncio.Future[dict[str, Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     states: list[str] = field(default_factory=list)
     audio: AudioStream | None = None
+    video: VideoStream | None = None
     pending_dtmf: str = ""
     end_reason: str | None = None  # why the phone ended the call itself (e.g. no RTP), if it did
     ringing: asyncio.Task[None] | None = None  # ringback or ring being played
@@ -108,9 +115,9 @@ class CallSession:
             audio = next((s for s in streams if s.kind == "audio"), None)
             params = audio_params(audio, self.audio_options) if audio is not None else None
             if params is None:
-                await self.stop_media()
-                return
-            if self.audio is None:
+                if self.audio is not None:
+                    await self.audio.stop()
+            elif self.audio is None:
                 pair = self.ports[0]
                 await pair.start()
                 self.audio = AudioStream(pair, params, self.audio_options, on_event)
@@ -120,10 +127,30 @@ class CallSession:
                     self.pending_dtmf = ""
             else:
                 self.audio.update(params)
+            await self._apply_video(streams, on_event)
+
+    async def _apply_video(
+        self, streams: tuple[NegotiatedStream, ...], on_event: Callable[[str, dict[str, Any]], None]
+    ) -> None:
+        stream = next((s for s in streams if s.kind == "video"), None)
+        params = video_params(stream, self.video_bitrate) if stream is not None else None
+        if params is None or len(self.ports) < 2:
+            if self.video is not None:
+                await self.video.stop()
+                self.video = None
+            return
+        if self.video is None:
+            pair = self.ports[1]
+            await pair.start()
+            self.video = VideoStream(pair, params, self.video_options, on_event)
+            await self.video.start()
+        else:
+            self.video.update(params)
 
     async def stop_media(self) -> None:
-        if self.audio is not None:
-            await self.audio.stop()
+        for stream in (self.audio, self.video):
+            if stream is not None:
+                await stream.stop()
 
     def summary(self) -> dict[str, Any]:
         streams: dict[str, Any] = {"audio": None, "video": None}
@@ -131,6 +158,8 @@ class CallSession:
             info = stream_summary(stream)
             if stream.kind == "audio" and self.audio is not None:
                 info.update(self.audio.summary(), media="rtp")
+            if stream.kind == "video" and self.video is not None:
+                info.update(self.video.summary(), media="rtp")
             streams[stream.kind] = info
         return {
             "result": self.call.result,
@@ -168,6 +197,33 @@ def audio_params(stream: NegotiatedStream, options: AudioOptions, ptime: int = 2
         recv_event_payload_types=frozenset(events),
         rtcp_mux=stream.rtcp_mux,
         fmtp=stream.remote_fmtp,
+    )
+
+
+def video_params(stream: NegotiatedStream, bitrate: int) -> VideoParams | None:
+    """What the video loops need from a negotiated stream; None when there is nothing to run."""
+    if stream.declined or stream.codec is None or stream.send_payload_type is None:
+        return None
+    info = registry.find(stream.codec.name, stream.codec.clock_rate, stream.codec.channels)
+    if info is None or info.kind != "video":
+        return None
+    remote_rtp = None
+    if stream.remote_address and stream.remote_address not in ("0.0.0.0", "::") and stream.remote_port:
+        remote_rtp = (stream.remote_address, stream.remote_port)
+    if stream.remote_bandwidth_kbps:
+        # the peer's b=AS (or TIAS) is what it is prepared to receive
+        bitrate = min(bitrate, stream.remote_bandwidth_kbps * 1000)
+    return VideoParams(
+        codec=info.name,
+        send_payload_type=stream.send_payload_type,
+        recv_payload_type=stream.send_payload_type if stream.recv_payload_type is None else stream.recv_payload_type,
+        remote_rtp=remote_rtp,
+        remote_rtcp=stream.remote_rtcp if remote_rtp is not None else None,
+        direction=stream.direction if remote_rtp is not None else "inactive",
+        rtcp_mux=stream.rtcp_mux,
+        fmtp=stream.remote_fmtp,
+        feedback=stream.rtcp_fb,
+        bitrate=bitrate,
     )
 
 

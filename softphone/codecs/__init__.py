@@ -1,28 +1,34 @@
-"""Audio codecs: encoders and decoders chosen by registry name.
+"""Audio and video codecs: encoders and decoders chosen by registry name.
 
-This package stays light: the implementations (numpy, PyAV) are imported only when
-:func:`create_encoder` or :func:`create_decoder` builds one, through the
-``"module:Class"`` path in :mod:`softphone.codecs.registry`. Each implementation class
-offers ``encoder(*, ptime_ms, fmtp, bitrate)`` and ``decoder(*, fmtp)`` class methods.
+This package stays light: the implementations (numpy, PyAV, OpenCV) are imported only
+when a ``create_*`` function builds one, through the ``"module:Class"`` path in
+:mod:`softphone.codecs.registry`. Each audio implementation class offers
+``encoder(*, ptime_ms, fmtp, bitrate)`` and ``decoder(*, fmtp)`` class methods; each
+video one ``encoder(*, width, height, fps, bitrate, fmtp)`` and ``decoder(*, fmtp)``.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Protocol
+from typing import Any, Protocol
 
 from softphone.codecs import registry
 from softphone.errors import ConfigError
-from softphone.frames import AudioFrame
+from softphone.frames import AudioFrame, VideoFrame
 
 __all__ = [
     "AudioDecoder",
     "AudioEncoder",
     "CodecError",
+    "VideoDecoder",
+    "VideoEncoder",
     "audio_codec_names",
     "create_decoder",
     "create_encoder",
+    "create_video_decoder",
+    "create_video_encoder",
     "parse_fmtp",
+    "video_codec_names",
 ]
 
 # Payload formats in the audio table that carry no audio (RFC 4733 events).
@@ -54,6 +60,37 @@ class AudioDecoder(Protocol):
     def decode(self, payload: bytes) -> AudioFrame: ...
 
     def conceal(self, samples: int) -> AudioFrame: ...
+
+
+class VideoEncoder(Protocol):
+    """Turns pictures into bitstream frames, keeping its reference pictures across frames.
+
+    ``encode`` returns ``[(data, keyframe)]``, normally one entry per picture: a VP8
+    frame, an H.264/H.265 access unit in Annex B (parameter sets before each keyframe)
+    or a complete JFIF file. Pictures of another size are scaled to ``width`` x
+    ``height``; ``keyframe=True`` makes this very picture a keyframe.
+    """
+
+    name: str
+    width: int
+    height: int
+
+    def encode(self, frame: VideoFrame, *, keyframe: bool = False) -> list[tuple[bytes, bool]]: ...
+
+    def set_bitrate(self, bps: int) -> None:
+        """Takes effect at the next frame, or at the next keyframe where the codec cannot change live."""
+
+
+class VideoDecoder(Protocol):
+    """Turns reassembled bitstream frames back into BGR pictures.
+
+    ``decode`` raises :class:`CodecError` on a frame it cannot use and never takes the
+    process down; after losses it resynchronises on the next keyframe.
+    """
+
+    name: str
+
+    def decode(self, data: bytes) -> list[VideoFrame]: ...
 
 
 def audio_codec_names() -> list[str]:
@@ -110,4 +147,40 @@ def create_decoder(name: str, *, fmtp: str | None = None) -> AudioDecoder:
     """A decoder for the registry codec ``name``; same naming rules as :func:`create_encoder`."""
     _info, cls = _implementation(name)
     decoder: AudioDecoder = cls.decoder(fmtp=fmtp)
+    return decoder
+
+
+def video_codec_names() -> list[str]:
+    """Names that :func:`create_video_encoder` and :func:`create_video_decoder` accept, in preference order."""
+    return registry.names("video")
+
+
+def _video_implementation(name: str) -> Any:
+    try:
+        info = registry.lookup(name, "video")
+    except ConfigError:
+        available = ", ".join(video_codec_names())
+        raise ConfigError(None, None, None, f"unknown video codec {name!r}; available: {available}") from None
+    module_name, _, class_name = info.implementation.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)
+
+
+def create_video_encoder(
+    name: str, *, width: int, height: int, fps: float, bitrate: int, fmtp: str | None = None
+) -> VideoEncoder:
+    """An encoder for the registry video codec ``name`` (any case, or ``VP8/90000``).
+
+    ``fmtp`` is the peer's format parameters for that payload type. Unknown names raise
+    ConfigError listing the available video codecs; so does a size the codec cannot use.
+    """
+    cls = _video_implementation(name)
+    encoder: VideoEncoder = cls.encoder(width=width, height=height, fps=fps, bitrate=bitrate, fmtp=fmtp)
+    return encoder
+
+
+def create_video_decoder(name: str, *, fmtp: str | None = None) -> VideoDecoder:
+    """A decoder for the registry video codec ``name``; same naming rules as :func:`create_video_encoder`."""
+    cls = _video_implementation(name)
+    decoder: VideoDecoder = cls.decoder(fmtp=fmtp)
     return decoder

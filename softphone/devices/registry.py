@@ -25,10 +25,24 @@ AUDIO_SINKS: dict[str, str] = {
     "null": "softphone.devices.synthetic:NullSink",
 }
 
+VIDEO_SOURCES: dict[str, str] = {
+    "opencv": "softphone.devices.video_opencv:OpenCVSource",
+    "pattern": "softphone.devices.video_pattern:PatternSource",
+    "null": "softphone.devices.video_pattern:NullVideoSource",
+}
+
+VIDEO_SINKS: dict[str, str] = {
+    "opencv": "softphone.devices.video_opencv:WindowSink",
+    "file": "softphone.devices.video_file:VideoFileSink",
+    "null": "softphone.devices.video_pattern:NullVideoSink",
+}
+
 # slot -> (words used in messages, driver table)
 SLOTS: dict[str, tuple[str, dict[str, str]]] = {
     "audio_source": ("audio source", AUDIO_SOURCES),
     "audio_sink": ("audio sink", AUDIO_SINKS),
+    "video_source": ("video source", VIDEO_SOURCES),
+    "video_sink": ("video sink", VIDEO_SINKS),
 }
 
 _DRIVER = re.compile(r"[a-z][a-z0-9_-]*")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import select
 import shutil
 import signal
 import socket
@@ -157,3 +158,103 @@ def _dominant_frequency(samples: np.ndarray, sample_rate: int) -> float:
 def dominant_frequency() -> Callable[[np.ndarray, int], float]:
     """``dominant_frequency(samples, sample_rate) -> Hz``."""
     return _dominant_frequency
+
+
+# --------------------------------------------------------------------------- X server for window tests
+
+XVFB_SCREEN = (1280, 720)
+XVFB_MAX_S = 900  # the server ends by itself after this long, even if the test run is killed
+X11_SOCKET_DIR = Path("/tmp/.X11-unix")
+
+
+@dataclass(frozen=True)
+class XServer:
+    """A running private Xvfb; ``DISPLAY`` points at it while the fixture is active."""
+
+    pid: int
+    display: str  # ":N"
+    width: int
+    height: int
+    log_path: Path
+
+    def log_tail(self, chars: int = 3000) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return text[-chars:]
+
+
+def _require_x(what: str, ok: bool, hint: str) -> None:
+    if ok:
+        return
+    message = f"{what} is not available: {hint}"
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI is set: the window tests must run)", pytrace=False)
+    pytest.skip(message)
+
+
+def _read_display_number(fd: int, proc: subprocess.Popen[bytes], deadline: float) -> int | None:
+    """The display number Xvfb writes to ``-displayfd`` once it is ready for clients."""
+    data = b""
+    while time.monotonic() < deadline and proc.poll() is None:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            chunk = os.read(fd, 64)
+            if not chunk:
+                break
+            data += chunk
+            if data.endswith(b"\n"):
+                break
+    text = data.decode(errors="replace").strip()
+    return int(text) if text.isdigit() else None
+
+
+@pytest.fixture(scope="session")
+def xvfb() -> Iterator[XServer]:
+    """A private Xvfb on a display number it picks itself (``-displayfd``); ``DISPLAY`` points at it.
+
+    Also requires ImageMagick's ``import`` (screenshots) and ``xdotool`` (keys). One
+    server for the whole session: OpenCV's Qt windows stay bound to the first X display
+    this process used. Stopped by its PID at the end. Without Xvfb the tests
+    skip, unless the ``CI`` variable is set: then they fail.
+    """
+    executable = shutil.which("Xvfb")
+    hint = "install the Debian packages xvfb imagemagick xdotool"
+    _require_x("Xvfb", executable is not None, hint)
+    missing = [tool for tool in ("import", "xdotool") if shutil.which(tool) is None]
+    _require_x(" and ".join(missing), not missing, hint)
+    assert executable is not None
+    runtime = Path(tempfile.mkdtemp(prefix="sp-xvfb-"))
+    log_path = runtime / "xvfb.log"
+    read_fd, write_fd = os.pipe()
+    width, height = XVFB_SCREEN
+    command = [executable, "-displayfd", str(write_fd), "-screen", "0", f"{width}x{height}x24",
+               "-nolisten", "tcp", "-noreset"]
+    timeout_cmd = shutil.which("timeout")
+    if timeout_cmd:
+        command = [timeout_cmd, str(XVFB_MAX_S)] + command
+    try:
+        with open(log_path, "wb") as log_file:
+            proc = subprocess.Popen(command, cwd=runtime, stdin=subprocess.DEVNULL, stdout=log_file,
+                                    stderr=subprocess.STDOUT, pass_fds=(write_fd,))
+    finally:
+        os.close(write_fd)
+    saved = os.environ.get("DISPLAY")
+    try:
+        number = _read_display_number(read_fd, proc, time.monotonic() + START_TIMEOUT_S)
+        socket_path = X11_SOCKET_DIR / f"X{number}"
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while number is not None and not socket_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if number is None or not socket_path.exists():
+            log_text = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+            pytest.fail(f"Xvfb did not start (exit {proc.poll()}); log:\n{log_text}", pytrace=False)
+        server = XServer(proc.pid, f":{number}", width, height, log_path)
+        os.environ["DISPLAY"] = server.display
+        yield server
+    finally:
+        os.close(read_fd)
+        if saved is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = saved
+        _stop(proc)
+        shutil.rmtree(runtime, ignore_errors=True)

@@ -1,0 +1,77 @@
+"""What a call offers and runs: its codecs and its media options, from the config and the
+caller's choices (command-line options override the file)."""
+
+from __future__ import annotations
+
+import logging
+
+from softphone.codecs import registry
+from softphone.config import Config
+from softphone.media.audio import AudioOptions, random_cname
+from softphone.media.video import VideoOptions
+from softphone.sdp.negotiate import CodecSpec
+from softphone.session import MediaChoice
+
+log = logging.getLogger(__name__)
+
+
+def codec_specs(kind: str, config: Config, only: str | None = None) -> tuple[CodecSpec, ...]:
+    """The codecs to offer: ``only`` alone, else the config's enabled entries, else all."""
+    if only is not None:
+        infos = [registry.lookup(only, kind)]
+        if kind == "audio" and infos[0].name != "telephone-event":
+            infos.append(registry.lookup("telephone-event", "audio"))
+    else:
+        entries = config.audio_codecs if kind == "audio" else config.video_codecs
+        if entries:
+            infos = []
+            for entry in entries:
+                info = registry.find(entry.mime, entry.rate, entry.channels) or registry.find(entry.mime, entry.rate, 2)
+                if info is None:
+                    log.warning("%s codec %s/%s is not available; skipped", kind, entry.mime, entry.rate)
+                elif entry.enabled:
+                    infos.append(info)
+            # like linphone, telephone-event is offered unless a section lists it disabled
+            listed = {e.mime.lower() for e in entries}
+            if kind == "audio" and "telephone-event" not in listed:
+                infos.append(registry.lookup("telephone-event", "audio"))
+        else:
+            infos = [registry.lookup(name, kind) for name in registry.names(kind)]
+    return tuple(
+        CodecSpec(i.encoding, i.rtp_clock_rate, i.channels, i.static_payload_type, i.default_fmtp, i.rtcp_fb)
+        for i in infos
+    )
+
+
+def audio_options_for(config: Config, choice: MediaChoice) -> AudioOptions:
+    """Devices and jitter-buffer bounds for a call's audio: the call's choice, else the config."""
+    sound, rtp = config.sound, config.rtp
+    return AudioOptions(
+        source=choice.audio_source or sound.capture_dev_id,
+        sink=choice.audio_sink or sound.playback_dev_id,
+        jitter_min_ms=min(40, rtp.audio_jitt_comp),
+        jitter_max_ms=max(rtp.audio_jitt_comp * 4, 200),
+        nortp_timeout=float(rtp.nortp_timeout),
+        symmetric=rtp.symmetric,
+        cname=random_cname(),
+    )
+
+
+def video_options_for(config: Config, choice: MediaChoice) -> tuple[VideoOptions, int]:
+    """Devices, size, rate and target bitrate for a call's video."""
+    video, net = config.video, config.net
+    width, height = video.size
+    options = VideoOptions(
+        source=choice.video_source or (video.device if video.capture else "null:"),
+        sink=choice.video_sink or (video.display_dev if video.display else "null:"),
+        width=width,
+        height=height,
+        fps=video.framerate,
+        mtu=net.mtu,
+        level=choice.level,
+        cname=random_cname(),
+    )
+    # [net] upload_bw in kbit/s, 0 = no limit: then a bitrate that suits the picture size
+    default = int(width * height * video.framerate * 0.1)
+    bitrate = min(default, net.upload_bw * 1000) if net.upload_bw else default
+    return options, max(64_000, bitrate)
