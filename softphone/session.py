@@ -210,6 +210,8 @@ def video_params(stream: NegotiatedStream, bitrate: int) -> VideoParams | None:
     remote_rtp = None
     if stream.remote_address and stream.remote_address not in ("0.0.0.0", "::") and stream.remote_port:
         remote_rtp = (stream.remote_address, stream.remote_port)
+    if info.name == "JPEG":
+        bitrate *= 4  # every JPEG picture is a keyframe: it takes several times an inter-frame codec's rate
     if stream.remote_bandwidth_kbps:
         # the peer's b=AS (or TIAS) is what it is prepared to receive
         bitrate = min(bitrate, stream.remote_bandwidth_kbps * 1000)

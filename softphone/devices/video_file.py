@@ -1,6 +1,7 @@
 """Record video to a file (``file: out.mp4``): the sink for "record what the peer sent".
 
-``.mp4`` and ``.mkv`` hold H.264 (PyAV's libx264, yuv420p; MPEG-4 part 2 when libx264 is
+``.mkv`` holds lossless FFV1 (exactly the decoded pictures); ``.mp4`` holds H.264 (PyAV's
+libx264, yuv420p; MPEG-4 part 2 when libx264 is
 missing), ``.webm`` holds VP8 (libvpx), ``.avi`` holds Motion JPEG (``cv2.VideoWriter``).
 PyAV files keep the real arrival time of every frame (millisecond timestamps); the AVI is
 written at a constant ``fps``.
@@ -36,7 +37,7 @@ CLOSE_TIMEOUT_S = 30.0
 # extension -> (PyAV codecs to try in order, or the cv2.VideoWriter fourcc after "cv2:")
 FORMATS: dict[str, tuple[str, ...]] = {
     ".mp4": ("libx264", "mpeg4"),
-    ".mkv": ("libx264", "mpeg4"),
+    ".mkv": ("ffv1",),  # lossless: exactly what was decoded, for analysis
     ".webm": ("libvpx",),
     ".avi": ("cv2:MJPG",),
 }
@@ -60,6 +61,7 @@ class _PyAvWriter:
         self.width, self.height = _even(width), _even(height)
         self._container: Any = av.open(path, mode="w")
         self._last_pts = -1
+        self._pix_fmt = "yuv420p"
         try:
             self._stream = self._add_stream(codecs, fps)
         except Exception:
@@ -74,7 +76,8 @@ class _PyAvWriter:
                 log.info("video encoder %s is not available", name)
                 continue
             stream = self._container.add_stream(name, rate=Fraction(fps).limit_denominator(1001))
-            stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
+            self._pix_fmt = "bgr0" if name == "ffv1" else "yuv420p"
+            stream.width, stream.height, stream.pix_fmt = self.width, self.height, self._pix_fmt
             stream.time_base = TIME_BASE
             stream.codec_context.time_base = TIME_BASE
             stream.bit_rate = BIT_RATE
@@ -90,7 +93,7 @@ class _PyAvWriter:
         pts = max(self._last_pts + 1, round(seconds * 1000))
         self._last_pts = pts
         frame = av.VideoFrame.from_ndarray(_scaled(image, self.width, self.height), format="bgr24")
-        frame = frame.reformat(format="yuv420p")
+        frame = frame.reformat(format=self._pix_fmt)
         frame.pts = pts
         frame.time_base = TIME_BASE
         self._container.mux(self._stream.encode(frame))
