@@ -20,10 +20,11 @@ from softphone.codecs import AudioDecoder, AudioEncoder, CodecError, create_deco
 from softphone.codecs.dtmf import DtmfReceiver, DtmfSender
 from softphone.devices import AudioSink, AudioSource, open_audio_sink, open_audio_source
 from softphone.frames import AudioFrame
+from softphone.media.reports import send_reports
 from softphone.media.transport import Address, RtpTransport
 from softphone.rtp.jitter import JitterBuffer, Missing, Played
 from softphone.rtp.packet import RtpPacket, is_rtcp
-from softphone.rtp.session import RtcpScheduler, RtpSession
+from softphone.rtp.session import RtpSession
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,6 @@ class AudioStream:
         self.last_rx: float | None = None
         self._remote_latched = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._scheduler = RtcpScheduler()
         self._encode_work = _Offload()
         self._decode_work = _Offload()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -120,7 +120,7 @@ class AudioStream:
         self._tasks = [
             self._loop.create_task(self._send_loop()),
             self._loop.create_task(self._playout_loop()),
-            self._loop.create_task(self._rtcp_loop()),
+            self._loop.create_task(send_reports(self.session, self.transport, self._rtcp_address)),
         ]
 
     def _open_devices(self) -> None:
@@ -295,15 +295,6 @@ class AudioStream:
         if self.params.rtcp_mux:
             return self.params.remote_rtp
         return self.params.remote_rtcp
-
-    async def _rtcp_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(max(0.0, self._scheduler.next_time(loop.time()) - loop.time()))
-            remote = self._rtcp_address()
-            if remote is not None:
-                self.transport.send_rtcp(self.session.rtcp_report(loop.time(), time.time()), remote)
-            self._scheduler.sent(loop.time())
 
     # ------------------------------------------------------------ reporting
 

@@ -22,11 +22,12 @@ from softphone.codecs import CodecError, create_video_decoder, create_video_enco
 from softphone.devices import VideoSink, VideoSource, open_video_sink, open_video_source
 from softphone.devices.registry import parse_device
 from softphone.frames import VideoFrame
+from softphone.media.reports import send_reports
 from softphone.media.transport import Address, RtpTransport
 from softphone.rtp.packet import RtpPacket, is_rtcp
 from softphone.rtp.payload import EncodedFrame, depacketizer, packetizer
 from softphone.rtp.rtcp import FullIntraRequest, PictureLossIndication, serialize_compound
-from softphone.rtp.session import RtcpScheduler, RtpSession
+from softphone.rtp.session import RtpSession
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +75,18 @@ class VideoOptions:
 
 
 class VideoStream:
-    def __init__(self, transport: RtpTransport, params: VideoParams, options: VideoOptions,
-                 on_event: EventCallback | None = None) -> None:
+    def __init__(
+        self, transport: RtpTransport, params: VideoParams, options: VideoOptions, on_event: EventCallback | None = None
+    ) -> None:
         self.transport = transport
         self.params = params
         self.options = options
         self.on_event = on_event or (lambda name, data: None)
         width = _even(options.width * options.scale)
         height = _even(options.height * options.scale)
-        self.encoder = create_video_encoder(params.codec, width=width, height=height, fps=options.fps,
-                                            bitrate=params.bitrate, fmtp=params.fmtp)
+        self.encoder = create_video_encoder(
+            params.codec, width=width, height=height, fps=options.fps, bitrate=params.bitrate, fmtp=params.fmtp
+        )
         self.decoder = create_video_decoder(params.codec, fmtp=params.fmtp)
         self.packetizer = packetizer(params.codec)
         self.depacketizer = depacketizer(params.codec)
@@ -104,7 +107,6 @@ class VideoStream:
         self._decoded_times: list[float] = []
         self._decoder_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="video-decode")
         self._tasks: list[asyncio.Task[None]] = []
-        self._scheduler = RtcpScheduler()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = 0.0
         self._stopped = False
@@ -115,18 +117,23 @@ class VideoStream:
         loop = self._loop = asyncio.get_running_loop()
         self._started = loop.time()
         opts = self.options
-        self.source = _open_or_null(open_video_source, opts.source, "null:", self.on_event,
-                                    width=opts.width, height=opts.height, fps=opts.fps)
+        self.source = _open_or_null(
+            open_video_source, opts.source, "null:", self.on_event, width=opts.width, height=opts.height, fps=opts.fps
+        )
         sink = opts.sink
         if parse_device(sink)[0] == "opencv" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             # without a display Qt would abort the whole process
             error = "no display (DISPLAY is not set)"
             self.on_event("device_error", {"device": sink, "error": error, "using": "null:"})
             sink = "null:"
-        self.sink = _open_or_null(open_video_sink, sink, "null:", self.on_event,
-                                  width=opts.width, height=opts.height, fps=opts.fps)
+        self.sink = _open_or_null(
+            open_video_sink, sink, "null:", self.on_event, width=opts.width, height=opts.height, fps=opts.fps
+        )
         self.transport.set_receivers(self._on_rtp, self._on_rtcp)
-        self._tasks = [loop.create_task(self._send_loop()), loop.create_task(self._rtcp_loop())]
+        self._tasks = [
+            loop.create_task(self._send_loop()),
+            loop.create_task(send_reports(self.session, self.transport, self._rtcp_address)),
+        ]
 
     async def stop(self) -> None:
         if self._stopped:
@@ -149,8 +156,14 @@ class VideoStream:
         starts over with a keyframe."""
         old, self.params = self.params, params
         if params.codec != old.codec:
-            self.encoder = create_video_encoder(params.codec, width=self.encoder.width, height=self.encoder.height,
-                                                fps=self.options.fps, bitrate=params.bitrate, fmtp=params.fmtp)
+            self.encoder = create_video_encoder(
+                params.codec,
+                width=self.encoder.width,
+                height=self.encoder.height,
+                fps=self.options.fps,
+                bitrate=params.bitrate,
+                fmtp=params.fmtp,
+            )
             self.decoder = create_video_decoder(params.codec, fmtp=params.fmtp)
             self.packetizer = packetizer(params.codec)
             self.depacketizer = depacketizer(params.codec)
@@ -203,8 +216,7 @@ class VideoStream:
             self.keyframes_sent += int(is_key)
             packets = self.packetizer.packetize(EncodedFrame(data, is_key), self.options.mtu)
             for payload, marker in packets:
-                packet = self.session.prepare(payload, samples=0, now=loop.time(), marker=marker,
-                                              timestamp=timestamp)
+                packet = self.session.prepare(payload, samples=0, now=loop.time(), marker=marker, timestamp=timestamp)
                 self.transport.send_rtp(packet, self.params.remote_rtp)
 
     # ------------------------------------------------------------ receiving
@@ -287,37 +299,30 @@ class VideoStream:
     def _rtcp_address(self) -> Address | None:
         return self.params.remote_rtp if self.params.rtcp_mux else self.params.remote_rtcp
 
-    async def _rtcp_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(max(0.0, self._scheduler.next_time(loop.time()) - loop.time()))
-            remote = self._rtcp_address()
-            if remote is not None:
-                self.transport.send_rtcp(self.session.rtcp_report(loop.time(), time.time()), remote)
-            self._scheduler.sent(loop.time())
-
     # ------------------------------------------------------------ reporting
 
     def summary(self) -> dict[str, Any]:
         stats: dict[str, Any] = dict(self.session.summary())
         times = self._decoded_times
         fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
-        stats.update({
-            "frames_sent": self.frames_sent,
-            "keyframes_sent": self.keyframes_sent,
-            "frames_decoded": self.frames_decoded,
-            "frames_incomplete": self.frames_incomplete,
-            "decode_errors": self.decode_errors,
-            "pli_sent": self.pli_sent,
-            "pli_received": self.pli_received,
-            "fps": round(fps, 1),
-            "width": self.last_size[0] if self.last_size else None,
-            "height": self.last_size[1] if self.last_size else None,
-            "send_width": self.encoder.width,
-            "send_height": self.encoder.height,
-            "source": self.options.source,
-            "sink": self.options.sink,
-        })
+        stats.update(
+            {
+                "frames_sent": self.frames_sent,
+                "keyframes_sent": self.keyframes_sent,
+                "frames_decoded": self.frames_decoded,
+                "frames_incomplete": self.frames_incomplete,
+                "decode_errors": self.decode_errors,
+                "pli_sent": self.pli_sent,
+                "pli_received": self.pli_received,
+                "fps": round(fps, 1),
+                "width": self.last_size[0] if self.last_size else None,
+                "height": self.last_size[1] if self.last_size else None,
+                "send_width": self.encoder.width,
+                "send_height": self.encoder.height,
+                "source": self.options.source,
+                "sink": self.options.sink,
+            }
+        )
         return stats
 
 
@@ -325,8 +330,7 @@ def _even(value: float) -> int:
     return max(2, int(value) // 2 * 2)
 
 
-def _open_or_null(opener: Callable[..., Any], spec: str, fallback: str, on_event: EventCallback,
-                  **kwargs: Any) -> Any:
+def _open_or_null(opener: Callable[..., Any], spec: str, fallback: str, on_event: EventCallback, **kwargs: Any) -> Any:
     """A camera or window that cannot be opened must not cost the call: use ``null:``."""
     try:
         return opener(spec, **kwargs)
