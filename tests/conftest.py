@@ -23,6 +23,10 @@ from typing import Any
 
 import pytest
 
+# OpenCV's X libraries must load before PyAV's (same file names, different builds): the
+# device package arranges that when it is imported before any test module imports av
+import softphone.devices
+
 ROOT = Path(__file__).resolve().parent.parent
 INTEROP_DIR = Path(__file__).resolve().parent / "interop"
 SCENARIO_DIR = INTEROP_DIR / "scenarios"
