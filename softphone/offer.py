@@ -49,7 +49,7 @@ def audio_options_for(config: Config, choice: MediaChoice) -> AudioOptions:
     return AudioOptions(
         source=choice.audio_source or sound.capture_dev_id,
         sink=choice.audio_sink or sound.playback_dev_id,
-        jitter_min_ms=min(40, rtp.audio_jitt_comp),
+        jitter_min_ms=min(20, rtp.audio_jitt_comp),
         jitter_max_ms=max(rtp.audio_jitt_comp * 4, 200),
         nortp_timeout=float(rtp.nortp_timeout),
         symmetric=rtp.symmetric,
