@@ -236,14 +236,15 @@ class VideoStream:
             return
         for frame in self.depacketizer.push(packet):
             if not frame.complete:
+                # a hole: ask for a keyframe, and meanwhile let the decoder conceal what it
+                # can, so that the picture goes on (with flaws) instead of freezing
                 self.frames_incomplete += 1
-                self._waiting_for_keyframe = True
+                self._request_keyframe(now)
+            elif self._waiting_for_keyframe and frame.keyframe:
+                self._waiting_for_keyframe = False
+            if self._waiting_for_keyframe:
                 self._request_keyframe(now)
                 continue
-            if self._waiting_for_keyframe and not frame.keyframe:
-                self._request_keyframe(now)
-                continue
-            self._waiting_for_keyframe = False
             future = self._decoder_pool.submit(self.decoder.decode, frame.data)
             future.add_done_callback(self._decoded_callback)
 
