@@ -12,6 +12,8 @@ from softphone.errors import TransportError
 
 log = logging.getLogger(__name__)
 
+EARLY_DATAGRAMS = 256  # kept while a stream has no receiver yet
+
 
 class RtpPortPair:
     """An RTP socket on an even port and its RTCP socket on the next one (RFC 3550 §11:
@@ -25,6 +27,8 @@ class RtpPortPair:
         self.on_rtp: Receiver | None = None
         self.on_rtcp: Receiver | None = None
         self._transports: list[asyncio.DatagramTransport] = []
+        self._early: list[tuple[bool, bytes, Address]] = []
+        self._closed = False
         self.sent_errors = 0
 
     async def start(self) -> None:
@@ -37,8 +41,20 @@ class RtpPortPair:
             self._transports.append(transport)
 
     def set_receivers(self, on_rtp: Receiver | None, on_rtcp: Receiver | None) -> None:
+        """Where datagrams go; those that arrived before there was a receiver come now."""
         self.on_rtp = on_rtp
         self.on_rtcp = on_rtcp
+        early, self._early = self._early, []
+        for is_rtcp, data, addr in early:
+            self.deliver(is_rtcp, data, addr)
+
+    def deliver(self, is_rtcp: bool, data: bytes, addr: Address) -> None:
+        receiver = self.on_rtcp if is_rtcp else self.on_rtp
+        if receiver is not None:
+            receiver(data, addr)
+        elif len(self._early) < EARLY_DATAGRAMS and not self._closed:
+            # the peer may send (a keyframe's parameter sets, say) before our stream is set up
+            self._early.append((is_rtcp, data, addr))
 
     def send_rtp(self, data: bytes, addr: Address) -> None:
         self._send(0, self.rtp, data, addr)
@@ -56,6 +72,8 @@ class RtpPortPair:
             self.sent_errors += 1
 
     def close(self) -> None:
+        self._closed = True
+        self._early.clear()
         self.on_rtp = self.on_rtcp = None
         for transport in self._transports:
             transport.close()
@@ -123,9 +141,7 @@ class _Datagrams(asyncio.DatagramProtocol):
         self.rtcp = rtcp
 
     def datagram_received(self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]) -> None:
-        receiver = self.pair.on_rtcp if self.rtcp else self.pair.on_rtp
-        if receiver is not None:
-            receiver(data, (addr[0].split("%", 1)[0], addr[1]))
+        self.pair.deliver(self.rtcp, data, (addr[0].split("%", 1)[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and the like: the peer may not be listening yet

@@ -200,6 +200,9 @@ class BaresipPeer:
         quit_after_calls: int | None = None,
         max_time: float = 60.0,
         video: bool = False,
+        video_codecs: str | list[str] | tuple[str, ...] | None = None,
+        video_size: tuple[int, int] = (352, 288),
+        video_fps: float = 25.0,
     ) -> None:
         if mode not in ("answer", "call"):
             raise ValueError(f"mode must be 'answer' or 'call', not {mode!r}")
@@ -219,7 +222,12 @@ class BaresipPeer:
         self.hangup_after = hangup_after
         self.quit_after_calls = (1 if mode == "call" else 0) if quit_after_calls is None else quit_after_calls
         self.max_time = max_time
-        self.video = video
+        if isinstance(video_codecs, str):
+            video_codecs = [c for c in video_codecs.split(",") if c]
+        self.video_codecs = list(video_codecs or [])
+        self.video = video or bool(self.video_codecs)
+        self.video_size = video_size
+        self.video_fps = video_fps
         self.uri = f"sip:{user}@{ip}:{self.sip_port}"
         if isinstance(codecs, str):
             codecs = [c for c in codecs.split(",") if c]
@@ -256,6 +264,8 @@ class BaresipPeer:
             "CTRL_PORT": str(self.ctrl_port), "TONE_HZ": f"{self.tone_hz:g}",
             "MODULE_PATH": module_path, "SND_PATH": ".",
             "VIDEO": "" if self.video else "#",
+            "VIDEO_SIZE": f"{self.video_size[0]}x{self.video_size[1]}",
+            "VIDEO_FPS": f"{self.video_fps:.2f}",
         }
         for k, v in values.items():
             text = text.replace(f"@{k}@", v)
@@ -263,6 +273,8 @@ class BaresipPeer:
         params = ";regint=0;answermode=" + ("auto" if self.mode == "answer" else "manual")
         if self.codecs:
             params += ";audio_codecs=" + ",".join(self.codecs)
+        if self.video_codecs:
+            params += ";video_codecs=" + ",".join(self.video_codecs)
         (self.workdir / "accounts").write_text(f"<{self.uri}>{params}\n")
         (self.workdir / "contacts").write_text("")
 
@@ -409,11 +421,33 @@ class BaresipPeer:
         m = re.findall(r"Set audio decoder: (\S+)", self.log(10**6))
         return m[-1] if m else None
 
-    def rtp_packets(self) -> dict[str, int]:
-        """tx/rx audio packets from baresip's rtp_stats table (printed when a call ends)."""
+    def video_codec(self) -> str | None:
+        """The video codec baresip decoded with ("Set video decoder: VP8 ..." -> "VP8")."""
+        m = re.findall(r"Set video decoder: (\S+)", self.log(10**6))
+        return m[-1] if m else None
+
+    def video_encoder(self) -> str | None:
+        """The video codec baresip encoded with ("Set video encoder: H264 ..." -> "H264")."""
+        m = re.findall(r"Set video encoder: (\S+)", self.log(10**6))
+        return m[-1] if m else None
+
+    def rtcp_received(self, kind: str = "video") -> int:
+        """The most packets baresip said it received on its `kind` stream in CALL_RTCP
+        events (RTCP reports, sent while the call runs)."""
+        best = 0
+        for e in self.find_events("CALL_RTCP"):
+            if e.get("param") != kind:
+                continue
+            stats = e.get("rtcp_stats") or {}
+            best = max(best, int((stats.get("rx") or {}).get("packets", 0) or 0))
+        return best
+
+    def rtp_packets(self, kind: str = "audio") -> dict[str, int]:
+        """tx/rx packets of the `kind` ("audio" or "video") stream from baresip's
+        rtp_stats table (printed when a call ends)."""
         lines = self.log(10**6).splitlines()
         for i, line in enumerate(lines):
-            if line.split()[:2] == ["audio", "Transmit:"]:
+            if line.split()[:2] == [kind, "Transmit:"]:
                 for nxt in lines[i + 1:i + 4]:
                     f = nxt.split()
                     if f and f[0] == "packets:" and len(f) >= 3:
@@ -462,7 +496,8 @@ class BaresipPeer:
 @pytest.fixture
 def baresip_peer(tmp_path: Path) -> Iterator[Callable[..., BaresipPeer]]:
     """Factory: baresip_peer(mode="answer"|"call", *, codecs=None, tone_hz=880, dial=None,
-    hangup_after=0, quit_after_calls=None, max_time=60, user="bob", ip="127.0.0.1")
+    hangup_after=0, quit_after_calls=None, max_time=60, user="bob", ip="127.0.0.1",
+    video=False, video_codecs=None, video_size=(352, 288), video_fps=25)
     -> a started BaresipPeer.
 
     answer: auto-answers every call (its URI is ``peer.uri``).  call: dials `dial`
@@ -470,6 +505,10 @@ def baresip_peer(tmp_path: Path) -> Iterator[Callable[..., BaresipPeer]]:
     "NAME/RATE/CH", offered/accepted alone in that order.  hangup_after: hang up
     that many seconds after CALL_ESTABLISHED.  The process quits after
     `quit_after_calls` ended calls (default 1 in call mode, never in answer mode).
+    video (implied by video_codecs): load the vp8, avcodec (H264, H265) and fakevideo
+    modules; fakevideo sends synthetic frames of `video_size` at `video_fps` and
+    drops what it receives.  video_codecs: "VP8", "H264", "H265", offered/accepted
+    alone.  ``rtp_packets("video")``, ``rtcp_received("video")``, ``video_codec()``.
     """
     require_baresip()
     started: list[BaresipPeer] = []
@@ -494,6 +533,27 @@ LINPHONE_AUDIO_CODECS = (
 )
 
 
+# linphonec's video codecs (VP8 built in, H264 from the openh264 plugin)
+LINPHONE_VIDEO_CODECS = ("VP8", "H264")
+# linphone offers H.264 with no packetization-mode (mode 0, single NAL units only) unless
+# told; its openh264 plugin sends and takes FU-A fragments, so offer mode 1 like the others
+LINPHONE_VIDEO_FMTP = {"H264": "profile-level-id=42801F;packetization-mode=1"}
+
+LINPHONE_VIDEO_SECTION = """
+[video]
+enabled=1
+capture=1
+display=1
+automatically_accept=1
+automatically_initiate=1
+device=StaticImage: Static picture
+size=cif
+displaytype=MSExtDisplay
+self_view=0
+show_local=0
+"""
+
+
 class LinphonecPeer:
     """linphonec -c RC -a with its commands written to a FIFO held open.
 
@@ -512,9 +572,17 @@ class LinphonecPeer:
         play_wav: str | os.PathLike | None = None,
         auto_answer: bool = True,
         max_time: float = 60.0,
+        video: bool = False,
+        video_codecs: str | list[str] | tuple[str, ...] | None = None,
+        video_fps: float = 10.0,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if isinstance(video_codecs, str):
+            video_codecs = [c for c in video_codecs.split(",") if c]
+        self.video_codecs = [c.upper() for c in video_codecs or []]
+        self.video = video or bool(self.video_codecs)
+        self.video_fps = video_fps
         self.ip = ip
         self.user = user
         self.sip_port = free_port("udp", ip)
@@ -541,6 +609,8 @@ class LinphonecPeer:
         args = ["linphonec", "-c", str(self.rc), "-d", "5", "-l", str(self.log_file)]
         if auto_answer:
             args.append("-a")
+        if self.video:
+            args.append("-V")  # video is off in linphonec unless asked for
         # one read-write descriptor of the FIFO: its stdin, and our end for commands
         # (open never blocks, and linphonec never sees EOF, on which it would exit)
         fd = os.open(self.fifo, os.O_RDWR)
@@ -555,6 +625,8 @@ class LinphonecPeer:
         if self.play_wav:
             self.send(f"play {self.play_wav}")
         self.send(f"record {self.record_wav}")
+        if self.video:
+            self.send(f"staticpic fps {self.video_fps:g}")
         if not _wait_for(lambda: "Using wav files" in self.output() or not self.running(), 10):
             raise AssertionError(f"linphonec did not switch to wav files\n{self.output()}")
 
@@ -565,6 +637,16 @@ class LinphonecPeer:
                   "TEXT_RTP_PORT": str(self.rtp_port + 4)}
         for k, v in values.items():
             text = text.replace(f"@{k}@", v)
+        if self.video:
+            # the static picture as camera at CIF, decoded into a display that draws nothing
+            text = re.sub(r"(?ms)^\[video\]\n.*?(?=^\[|\Z)", "", text).rstrip() + "\n" + LINPHONE_VIDEO_SECTION
+            if self.video_codecs:
+                others = [c for c in LINPHONE_VIDEO_CODECS if c not in self.video_codecs]
+                for i, mime in enumerate(self.video_codecs + others):
+                    text += (f"\n[video_codec_{i}]\nmime={mime}\nrate=90000\n"
+                             f"enabled={1 if mime in self.video_codecs else 0}\n")
+                    if mime in LINPHONE_VIDEO_FMTP:
+                        text += f"recv_fmtp={LINPHONE_VIDEO_FMTP[mime]}\n"
         if self.codecs:
             # every known codec listed: the wanted ones enabled, in the order asked
             wanted = [c for c in LINPHONE_AUDIO_CODECS if c[0].lower() in self.codecs]
@@ -646,6 +728,45 @@ class LinphonecPeer:
                 return m.group(1)
         return STATIC_PAYLOAD_TYPES.get(pts[0])
 
+    def video_codec(self) -> str | None:
+        """The video codec of the last SDP in linphone's log (first payload type of its m=video line)."""
+        text = self.log(10**7)
+        at = text.rfind("m=video ")
+        if at < 0:
+            return None
+        lines = text[at:].splitlines()
+        fields = lines[0].split()
+        if len(fields) < 4 or fields[1] == "0":
+            return None
+        for line in lines[1:40]:
+            m = re.search(rf"a=rtpmap:{fields[3]} ([^/\s]+)", line)
+            if m:
+                return m.group(1)
+        return None
+
+    def rtp_packets(self, kind: str = "audio") -> dict[str, int]:
+        """sent/received packets of the last `kind` ("audio" or "video") RTP session from the
+        statistics oRTP logs when a stream ends: {"tx": N, "rx": N}, {} when none yet."""
+        text = self.log(10**7)
+        at = text.rfind(f"{kind.upper()} SESSION'S RTP STATISTICS")
+        if at < 0:
+            return {}
+        found: dict[str, int] = {}
+        for line in text[at:].splitlines()[1:12]:
+            m = re.search(r"-(sent|received)\s+(\d+) packets", line)
+            if m:
+                found.setdefault("tx" if m.group(1) == "sent" else "rx", int(m.group(2)))
+        return found
+
+    def set_static_picture_fps(self, fps: float) -> None:
+        """The static-picture camera's frame rate (linphonec applies it to the running call)."""
+        self.send(f"staticpic fps {fps:g}")
+
+    def video_decoded_sizes(self) -> list[tuple[int, int]]:
+        """Picture sizes linphone's video decoders reported ("video is 640x480" and the like)."""
+        return [(int(w), int(h)) for w, h in
+                re.findall(r"(?:video|size) is (\d+)x(\d+)", self.log(10**7), flags=re.IGNORECASE)]
+
     def received_wav(self) -> Path:
         return self.record_wav
 
@@ -677,12 +798,14 @@ class LinphonecPeer:
 @pytest.fixture
 def linphonec_peer(tmp_path: Path) -> Iterator[Callable[..., LinphonecPeer]]:
     """Factory: linphonec_peer(*, codecs=None, tone_hz=1000, play_wav=None, auto_answer=True,
-    max_time=60, user="carol") -> a started LinphonecPeer (``.uri``, ``.call(uri)``,
+    max_time=60, user="carol", video=False, video_codecs=None, video_fps=10) -> a started LinphonecPeer (``.uri``, ``.call(uri)``,
     ``.terminate()``, ``.dtmf(digits)``, ``.received_wav()``, ``.stop()``).
 
     codecs: names ("PCMU", "opus", "G722", ...) enabled alone, in that order, through
     the rc file.  The peer plays `play_wav` (default: a sine at tone_hz) and records
-    what it receives.
+    what it receives.  video (implied by video_codecs): ``-V`` with its static picture
+    as the camera at `video_fps`, CIF, into a display that draws nothing; video_codecs
+    ("VP8", "H264") enabled alone, in that order.  ``video_codec()``.
     """
     require_linphonec()
     started: list[LinphonecPeer] = []
