@@ -798,8 +798,8 @@ class LinphonecPeer:
 @pytest.fixture
 def linphonec_peer(tmp_path: Path) -> Iterator[Callable[..., LinphonecPeer]]:
     """Factory: linphonec_peer(*, codecs=None, tone_hz=1000, play_wav=None, auto_answer=True,
-    max_time=60, user="carol", video=False, video_codecs=None, video_fps=10) -> a started LinphonecPeer (``.uri``, ``.call(uri)``,
-    ``.terminate()``, ``.dtmf(digits)``, ``.received_wav()``, ``.stop()``).
+    max_time=60, user="carol", video=False, video_codecs=None, video_fps=10) -> a started LinphonecPeer
+    (``.uri``, ``.call(uri)``, ``.terminate()``, ``.dtmf(digits)``, ``.received_wav()``, ``.stop()``).
 
     codecs: names ("PCMU", "opus", "G722", ...) enabled alone, in that order, through
     the rc file.  The peer plays `play_wav` (default: a sine at tone_hz) and records
