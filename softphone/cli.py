@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="what to film: 'opencv: 0' (camera), 'opencv: clip.mp4', 'pattern:', 'null:'")
         p.add_argument("--video-sink", metavar="DEV", help="where remote video goes: 'opencv:' (a window), "
                        "'file: out.mp4', 'null:'")
+        p.add_argument("--video-size", metavar="SIZE", help="picture size: vga, 720p, 640x480... ([video] size)")
+        p.add_argument("--fps", metavar="N", help="video frame rate ([video] framerate)")
         p.add_argument("--level", type=int, choices=range(4), default=0, metavar="0-3",
                        help="video quality level: 0 full size every frame; higher = smaller, fewer frames")
 
@@ -158,6 +160,10 @@ def _load_config(args: argparse.Namespace) -> Config:
         if args.t1_ms <= 0:
             raise UsageError("--t1-ms must be positive")
         config = config.with_values("sip", t1_ms=args.t1_ms)
+    if getattr(args, "video_size", None) is not None:
+        config = config.with_values("video", size=args.video_size)
+    if getattr(args, "fps", None) is not None:
+        config = config.with_values("video", framerate=args.fps)
     if args.rtp_port is not None:
         port = args.rtp_port
         config = config.with_values(

@@ -106,3 +106,12 @@ def test_no_video_offers_audio_only_and_a_declined_video_keeps_audio(softphone, 
     assert caller.summary["video"] is None
     assert audio_only.wait(20) == 0
     assert "m=video" not in audio_only.stderr and "m=audio" in audio_only.stderr
+
+
+@pytest.mark.timeout(120)
+def test_size_and_frame_rate_from_the_command_line(softphone, tmp_path):
+    caller, answered, _ = video_call(softphone, tmp_path, "H264", "--video-size", "qvga", "--fps", "15")
+    sent = caller.summary["video"]
+    assert (sent["send_width"], sent["send_height"]) == (320, 240), sent
+    assert (answered["video"]["width"], answered["video"]["height"]) == (320, 240)
+    assert 10 <= answered["video"]["fps"] <= 17, answered["video"]
