@@ -28,16 +28,25 @@ class RtpPortPair:
         self.on_rtcp: Receiver | None = None
         self._transports: list[asyncio.DatagramTransport] = []
         self._early: list[tuple[bool, bytes, Address]] = []
+        self._handed: list[socket.socket] = []  # sockets given to a transport, which closes them
         self._closed = False
         self.sent_errors = 0
 
     async def start(self) -> None:
         """Hand both sockets to the event loop; datagrams go to ``on_rtp``/``on_rtcp``."""
-        if self._transports:
+        if self._transports or self._closed:
             return
         loop = asyncio.get_running_loop()
         for sock, is_rtcp in ((self.rtp, False), (self.rtcp, True)):
-            transport, _ = await loop.create_datagram_endpoint(lambda r=is_rtcp: _Datagrams(self, r), sock=sock)
+            self._handed.append(sock)  # from here on the transport closes it
+            try:
+                transport, _ = await loop.create_datagram_endpoint(lambda r=is_rtcp: _Datagrams(self, r), sock=sock)
+            except OSError:
+                sock.close()
+                return
+            if self._closed:  # the call ended while we waited: the transport owns the socket now
+                transport.close()
+                return
             self._transports.append(transport)
 
     def set_receivers(self, on_rtp: Receiver | None, on_rtcp: Receiver | None) -> None:
@@ -75,11 +84,14 @@ class RtpPortPair:
         self._closed = True
         self._early.clear()
         self.on_rtp = self.on_rtcp = None
+        # a transport closes its own socket once the loop has finished with it; closing the
+        # socket here as well would pull the descriptor from under the loop's pending calls
         for transport in self._transports:
             transport.close()
         self._transports.clear()
-        self.rtp.close()
-        self.rtcp.close()
+        for sock in (self.rtp, self.rtcp):
+            if not any(sock is handed for handed in self._handed):
+                sock.close()
 
 
 def _bind(family: int, host: str, port: int) -> socket.socket:
