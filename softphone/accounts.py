@@ -153,6 +153,7 @@ class Registrar:
             if registration.registered and peer is not None:
                 self.network.send_raw(b"\r\n\r\n", peer)
                 self.keepalives_sent += 1
+                log.info("keep-alive (CRLF CRLF) to %s:%s/%s", peer.host, peer.port, peer.transport)
 
     def _schedule(self, account: Account, registration: Registration) -> None:
         key = id(registration)

@@ -178,3 +178,20 @@ def test_pjsua2_registered_as_bob_calls_the_softphone(softphone, kamailio, pjsua
     (end,) = alice.summary["calls"]
     assert end["result"] == "completed" and end["audio"]["codec"] == "PCMA", end
     assert end["remote_party"].startswith("sip:bob@127.0.0.1"), end
+
+
+@pytest.mark.timeout(60)
+def test_keepalives_on_the_registrar_flow(softphone, kamailio, tmp_path):
+    registrar = kamailio()
+    rc = account_rc(tmp_path, registrar, "alice")
+    with open(rc, "a") as extra:
+        extra.write("[sip]\nkeepalive_period=300\n")  # a later duplicate key overrides, as in linphonerc
+    sp = softphone("-c", rc, "--bind", "127.0.0.1", "--sip-port", "0", "-v", "register")
+    registered(sp, "alice")
+    time.sleep(1.5)
+    assert sp.stop() == 0
+    sent = [line for line in sp.stderr.splitlines() if "keep-alive (CRLF CRLF) to 127.0.0.1" in line]
+    assert len(sent) >= 3, sp.stderr[-2000:]
+    # the registrar ignored them: still registered until we unregistered on exit
+    states = [e["state"] for e in sp.find_events("registration")]
+    assert states[-2:] == ["unregistering", "unregistered"], states
