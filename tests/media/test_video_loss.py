@@ -216,7 +216,6 @@ def test_video_random_loss(softphone, impaired_namespaces, tmp_path, record_prop
         shown = t["bye"] - t["first_video_frame"]  # how long the recording could run
         assert shown - rec[-1].t <= MAX_TAIL_S, \
             f"{side} recording stopped {shown - rec[-1].t:.2f} s before the call ended: {text}\n{where}"
-        # pictures are only decoded from a keyframe on: they are clean, not smeared
         # pictures concealed through holes may hide the counter; most must still show it
         assert readable_share(rec) >= 0.75, f"{side}: {text}\n{where}"
 
