@@ -25,7 +25,7 @@ from softphone.errors import ConfigError
         ("null", ("null", "")),
         ("PyAudio: pulse", ("pyaudio", "pulse")),
         ("file: C:/sounds/in.wav", ("file", "C:/sounds/in.wav")),
-        ("file: /tmp/a b.wav,once", ("file", "/tmp/a b.wav,once")),
+        ("file: rec/a b.wav,once", ("file", "rec/a b.wav,once")),
     ],
 )
 def test_parse_device(spec: str, expected: tuple[str, str]) -> None:
