@@ -58,6 +58,7 @@ from softphone.sip.uri import SipUri
 log = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+BYE_GRACE_T1 = 8  # how long (in T1) a BYE may go unanswered before the call counts as over: 4 s by default
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -419,9 +420,20 @@ class Phone:
             session.mark(change.state)
         if change.state == "confirmed" and session.call.role == "uas":
             session.mark("ack")
+        if change.state == "terminating":
+            # RFC 3261 §15.1.1: the session ends when the BYE is handed to its transaction;
+            # its answer only matters for a challenge, so an unanswered BYE ends the call
+            # after a few retransmissions instead of Timer F (64*T1)
+            self._spawn(session.stop_media())
+            asyncio.get_running_loop().call_later(BYE_GRACE_T1 * self.timers.t1, self._bye_unanswered, session)
         self.on_event(
             {"event": "state", "call_id": session.call_id, "state": change.state, "sip_code": change.sip_code}
         )
+
+    def _bye_unanswered(self, session: CallSession) -> None:
+        if session.call.state == "terminating" and session.call.dialog is not None:
+            log.info("call %s: no answer to our BYE, the call is over", session.call_id)
+            self.execute(session, session.call.on_bye_unanswered())
 
     def _ringing(self, session: CallSession, state: str) -> None:
         """Ringback while the peer rings, a ring for an incoming call, on a real sound device."""

@@ -63,6 +63,7 @@ class CallSession:
     end_reason: str | None = None  # why the phone ended the call itself (e.g. no RTP), if it did
     ringing: asyncio.Task[None] | None = None  # ringback or ring being played
     _media_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _media_stopped: bool = False
 
     @property
     def call_id(self) -> str:
@@ -110,7 +111,7 @@ class CallSession:
     ) -> None:
         """Start or follow the negotiated audio stream."""
         async with self._media_lock:
-            if self.done.done():
+            if self.done.done() or self._media_stopped:
                 return
             audio = next((s for s in streams if s.kind == "audio"), None)
             params = audio_params(audio, self.audio_options) if audio is not None else None
@@ -148,9 +149,12 @@ class CallSession:
             self.video.update(params)
 
     async def stop_media(self) -> None:
-        for stream in (self.audio, self.video):
-            if stream is not None:
-                await stream.stop()
+        """Stop sending and receiving for good (the call is ending); counters stay readable."""
+        async with self._media_lock:
+            self._media_stopped = True
+            for stream in (self.audio, self.video):
+                if stream is not None:
+                    await stream.stop()
 
     def summary(self) -> dict[str, Any]:
         streams: dict[str, Any] = {"audio": None, "video": None}

@@ -513,6 +513,10 @@ class Call:
         self.reason = "the peer never acknowledged our answer"
         return [self._send_bye()]
 
+    def on_bye_unanswered(self) -> list[Command]:
+        """Our BYE got no final answer in the time we wait for one: the call is over all the same."""
+        return self._end_after_bye(408)
+
     def _end_after_bye(self, status: int) -> list[Command]:
         if self.state != "terminating":
             return []

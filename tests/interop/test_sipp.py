@@ -127,3 +127,26 @@ def test_sipp_uac_av_calls_softphone(softphone, sipp, transport):
         assert codec_name(e.get("audio")) in ("PCMU", "PCMA"), f"call_end {e}" + where
         assert codec_name(e.get("video")) in ("VP8", "H264"), f"call_end {e}" + where
     assert sp.stop() == 0, sp.describe()
+
+
+# ---------------------------------------------------------------- (d) a BYE nobody answers
+
+
+@pytest.mark.timeout(60)
+def test_unanswered_bye_ends_the_call(softphone, sipp):
+    """RFC 3261 §15.1.1: the session is over once the BYE is sent; a peer that never answers it
+    costs a few retransmissions, not Timer F (64*T1 = 32 s), and the call still completed."""
+    uas = sipp("uas_bye_unanswered.xml", None, "-t", "u1", "-m", 1, timeout=40)
+    sp = softphone("--bind", "127.0.0.1", "--sip-port", "0", "--rtp-port", "0", "call",
+                   f"sip:service@127.0.0.1:{uas.local_port}", "--no-video", "--duration", "1", "--timeout", "15")
+    rc = sp.wait(30)
+    where = f"\n{sp.describe()}\n{uas.describe()}"
+    assert rc == 0, f"softphone exit {rc}" + where
+    s = sp.summary
+    assert s is not None and s.get("result") == "completed", where
+    t = s["timeline"]
+    # the BYE went out after --duration, was retransmitted, and the call ended 8*T1 after it
+    assert 3.5 <= sp.find_events("call_end")[0]["_t"] - sp.find_events("state", state="terminating")[0]["_t"] < 6, where
+    assert "bye" in t, where
+    assert uas.wait(20) == 0, where
+    assert len(re.findall(r"^BYE sip:", uas.messages, re.MULTILINE)) >= 3, where
