@@ -3,8 +3,11 @@
 The send loop takes a picture from the source at the frame rate (every (level+1)th one at
 quality levels above 0, scaled down), encodes it in an executor (a keyframe at the start
 and whenever the peer asks with PLI or FIR) and packetizes it for the MTU. Received RTP is
-reassembled into frames; a frame with a hole, or one the decoder refuses, makes us ask
-for a keyframe (PLI, RFC 4585) and wait for it. Decoding runs on one worker thread, in order.
+put back in sequence order and reassembled into frames. A missing packet is asked for
+again (generic NACK, RFC 4585) when the peer accepted ``nack``, and the packets after it
+wait for it a couple of round trips; a frame still left with a hole, or one the decoder
+refuses, makes us ask for a keyframe (PLI) and wait for it. Sent packets are kept a
+while to answer the peer's NACKs. Decoding runs on one worker thread, in order.
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ from softphone.devices.registry import parse_device
 from softphone.frames import VideoFrame
 from softphone.media.reports import send_reports
 from softphone.media.transport import Address, RtpTransport
+from softphone.rtp.nack import NackTracker, ReorderBuffer, SentHistory, hold_time
 from softphone.rtp.packet import RtpPacket, is_rtcp
 from softphone.rtp.payload import EncodedFrame, depacketizer, packetizer
-from softphone.rtp.rtcp import FullIntraRequest, PictureLossIndication, serialize_compound
+from softphone.rtp.rtcp import FullIntraRequest, GenericNack, PictureLossIndication, serialize_compound
 from softphone.rtp.session import RtpSession
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,7 @@ CLOCK = 90000  # RFC 3551: video payload formats use a 90 kHz clock
 SENDING = frozenset({"sendrecv", "sendonly"})
 RECEIVING = frozenset({"sendrecv", "recvonly"})
 PLI_INTERVAL = 0.2  # at most five keyframe requests a second
+REORDER_WAIT = 0.03  # how long a hole may be waited for when it cannot be asked for (no NACK)
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,11 @@ class VideoStream:
         self._waiting_for_keyframe = True
         self._last_pli = -1.0
         self._decoded_times: list[float] = []
+        self.nack = NackTracker()
+        self.reorder = ReorderBuffer()
+        self.history = SentHistory()
+        self.nack_received = 0  # sequence numbers the peer asked us for
+        self._timer: asyncio.TimerHandle | None = None
         self._decoder_pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="video-decode")
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -139,6 +149,8 @@ class VideoStream:
         if self._stopped:
             return
         self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -217,6 +229,7 @@ class VideoStream:
             packets = self.packetizer.packetize(EncodedFrame(data, is_key), self.options.mtu)
             for payload, marker in packets:
                 packet = self.session.prepare(payload, samples=0, now=loop.time(), marker=marker, timestamp=timestamp)
+                self.history.add(packet)
                 self.transport.send_rtp(packet, self.params.remote_rtp)
 
     # ------------------------------------------------------------ receiving
@@ -234,6 +247,52 @@ class VideoStream:
             return
         if self.params.direction not in RECEIVING:
             return
+        outage = self._nack_enabled and self.nack.received(packet.sequence, now)
+        for in_order in self.reorder.push(packet, now):
+            self._depacketize(in_order, now)
+        if outage:  # too much to ask for again: go on at once, the hole will ask for a keyframe
+            for in_order in self.reorder.expire(now, 0.0)[0]:
+                self._depacketize(in_order, now)
+        self._service(now)
+
+    @property
+    def _nack_enabled(self) -> bool:
+        return "nack" in self.params.feedback
+
+    def _rtt(self) -> float | None:
+        return None if self.session.rtt_ms is None else self.session.rtt_ms / 1000
+
+    def _service(self, now: float) -> None:
+        """Give up on a hole waited for long enough, send the NACKs that are due, and set
+        the timer for whichever comes next."""
+        if self._stopped:
+            return
+        rtt = self._rtt()
+        wait = hold_time(rtt) if self._nack_enabled else REORDER_WAIT
+        released, skipped = self.reorder.expire(now, wait)
+        for seq in skipped:
+            self.nack.give_up(seq)
+        for in_order in released:
+            self._depacketize(in_order, now)
+        if self._nack_enabled:
+            lost = self.nack.due(now, rtt)
+            remote, ssrc = self._rtcp_address(), self.session.remote_ssrc
+            if lost and remote is not None and ssrc is not None:
+                nack = serialize_compound([GenericNack(self.session.ssrc, ssrc, tuple(lost))])
+                self.transport.send_rtcp(self.session.rtcp_report(now, time.time()) + nack, remote)
+        times = [t for t in (self.reorder.deadline(wait), self.nack.next_due()) if t is not None]
+        when = max(min(times), now + 0.001) if times else None
+        if self._timer is not None and (when is None or abs(self._timer.when() - when) > 0.001):
+            self._timer.cancel()
+            self._timer = None
+        if when is not None and self._timer is None and self._loop is not None:
+            self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._service(self._now())
+
+    def _depacketize(self, packet: RtpPacket, now: float) -> None:
         for frame in self.depacketizer.push(packet):
             if not frame.complete:
                 # a hole: ask for a keyframe, and meanwhile let the decoder conceal what it
@@ -294,6 +353,12 @@ class VideoStream:
             elif isinstance(packet, FullIntraRequest) and any(s == self.session.ssrc for s, _ in packet.entries):
                 self.pli_received += 1
                 self._keyframe_wanted = True
+            elif isinstance(packet, GenericNack) and packet.media_ssrc == self.session.ssrc:
+                self.nack_received += len(packet.lost)
+                remote = self.params.remote_rtp
+                if remote is not None and self.params.direction in SENDING:
+                    for data in self.history.resend(packet.lost, self._now()):
+                        self.transport.send_rtp(data, remote)
 
     # ------------------------------------------------------------ RTCP
 
@@ -315,6 +380,10 @@ class VideoStream:
                 "decode_errors": self.decode_errors,
                 "pli_sent": self.pli_sent,
                 "pli_received": self.pli_received,
+                "nack_sent": self.nack.requested,
+                "recovered": self.nack.recovered,
+                "nack_received": self.nack_received,
+                "retransmitted": self.history.retransmitted,
                 "fps": round(fps, 1),
                 "width": self.last_size[0] if self.last_size else None,
                 "height": self.last_size[1] if self.last_size else None,
