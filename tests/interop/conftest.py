@@ -989,17 +989,17 @@ class KamailioProcess:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout: float = 5.0) -> int | None:
+    def stop(self, timeout: float = 1.0) -> int | None:
         """SIGTERM to the main process by PID, SIGKILL after `timeout`; then SIGKILL, by
-        PID, any of its children still there a moment later (a child can hang in its
-        signal handler and outlive the main process)."""
+        PID, any of its children still there a moment later (now and then a child hangs
+        in its signal handler, and the main process waits for it)."""
         import signal
 
         if self.proc is None:
             return None
         children = _child_pids(self.proc.pid) if self.running() else []
         rc = _stop_popen(self.proc, timeout)
-        if not _wait_for(lambda: not any(_alive(pid) for pid in children), 2.0):
+        if not _wait_for(lambda: not any(_alive(pid) for pid in children), 0.2):
             for pid in children:
                 if _alive(pid):
                     try:
