@@ -20,7 +20,7 @@ PTIME_MS = 20
 SKIP_S = 0.3
 SOFTPHONE_HZ = 440
 PEER_HZ = 880
-CALL_S = 4
+CALL_S = 2.5
 
 
 def assert_tone(wav, hz, where, *, skip_s=SKIP_S, max_gap_ms=PTIME_MS + 1):

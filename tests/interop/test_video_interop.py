@@ -14,7 +14,7 @@ from tests.interop.conftest import _wait_for
 
 BARESIP_SIZE = (352, 288)  # baresip's video_size in tests/interop/peers/baresip/config.template
 LINPHONE_SIZE = (352, 288)  # linphone's static picture at size=cif
-CALL_S = 4.0
+CALL_S = 3.0
 MEDIA = ["--audio-source", "silence:", "--audio-sink", "null:", "--video-source", "pattern:",
          "--video-sink", "null:"]
 ANSWER = ["--bind", "127.0.0.1", "--sip-port", "0", "--rtp-port", "0", "answer", "--auto", "--once"]

@@ -16,7 +16,7 @@ from tests.media.conftest import align, longest_dropout_ms, pesq_score, resample
 
 CODECS = [("PCMU", 8000), ("PCMA", 8000), ("G722", 16000), ("opus", 16000)]
 IDS = [c for c, _ in CODECS]
-CALL_S = 10
+CALL_S = 7
 CLEAN_FLOOR = 2.5
 # 5 % random loss scores 1.3-3.1 depending on which syllables the losses hit (G.722 lowest);
 # below 1.1 the audio is broken, not merely degraded: dropouts are checked on their own
