@@ -111,7 +111,7 @@ def parse_fmtp(fmtp: str | None) -> dict[str, str]:
     return params
 
 
-def _implementation(name: str) -> tuple[registry.CodecInfo, type]:
+def _implementation(name: str) -> tuple[registry.CodecInfo, Any]:
     available = ", ".join(audio_codec_names())
     try:
         info = registry.lookup(name, "audio")

@@ -196,7 +196,9 @@ class Endpoint:
         key = server_key(request)
         entry = self._servers.get(key)
         if entry is not None:
-            return self._run(entry, entry.transaction.receive(request, now), self._servers, key)
+            server = entry.transaction
+            assert isinstance(server, ServerTransaction)  # only server transactions are in _servers
+            return self._run(entry, server.receive(request, now), self._servers, key)
         if request.method == "ACK":
             answer = self._answers.pop((request.call_id, request.cseq.number), None)
             if answer is not None:
