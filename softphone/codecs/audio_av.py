@@ -208,8 +208,9 @@ class OpusDecoder(_AvDecoder):
 class OpusCodec:
     """Opus (RFC 7587): the registry's implementation entry.
 
-    ``fmtp`` is the peer's: ``maxaveragebitrate`` caps the bitrate, ``useinbandfec=0``
-    turns FEC off, ``cbr=1`` asks for constant bitrate. We always send mono
+    ``fmtp`` is the peer's: ``maxaveragebitrate`` caps the bitrate, ``useinbandfec=1``
+    (its decoder can use in-band FEC; RFC 7587 §6.1: "If no value is specified,
+    useinbandfec is assumed to be 0") turns FEC on, ``cbr=1`` asks for constant bitrate. We always send mono
     (``stereo=0`` semantics), which every Opus decoder accepts.
     """
 
@@ -224,7 +225,7 @@ class OpusCodec:
         if params.get("maxaveragebitrate", "").isdigit():
             rate = min(rate, int(params["maxaveragebitrate"]))
         rate = max(6000, min(rate, 510000))
-        fec = params.get("useinbandfec", "1") != "0"
+        fec = params.get("useinbandfec") == "1"
         context = _create_context(("libopus",), "w")
         context.sample_rate = OPUS_RATE
         context.layout = "mono"

@@ -36,7 +36,9 @@ class CodecInfo:
 
 AUDIO_CODECS: tuple[CodecInfo, ...] = (
     CodecInfo(
-        "opus", "audio", "opus", 48000, 48000, 2, None, "useinbandfec=1",
+        # no useinbandfec=1: it says our decoder can use in-band FEC (RFC 7587 §6.1), and
+        # FFmpeg's cannot, so peers need not spend the bits and CPU on it
+        "opus", "audio", "opus", 48000, 48000, 2, None, None,
         "softphone.codecs.audio_av:OpusCodec",
     ),
     # RFC 3551 §4.5.2: G.722 samples at 16 kHz but its RTP clock rate is 8000.

@@ -314,34 +314,46 @@ class AudioStream:
 
 
 class _Offload:
-    """Runs codec work in the default executor, unless it proves cheap enough to run inline.
+    """Runs codec work in the default executor, or inline when it proves cheap enough.
 
-    A thread hop costs more than encoding 20 ms of G.711 and makes packet timing
-    jittery; Opus or video must not block the loop. The first frames are timed in
-    the executor; when they take under INLINE_BELOW seconds the work stays on the loop.
+    A thread hop costs more than encoding 20 ms of G.711 (or of Opus without FEC) and
+    makes packet timing jittery; costly work must not block the loop. The work's CPU
+    time (thread time: waiting for the GIL does not count) is followed as a moving
+    average: under INLINE_BELOW seconds it runs on the loop, above OFFLOAD_ABOVE it goes
+    back to the executor. Codec cost changes during a call (an Opus encoder costs three
+    times more in its first frames than once it has settled on a mode).
     """
 
     INLINE_BELOW = 0.0002
-    PROBES = 10
+    OFFLOAD_ABOVE = 0.0004
+    PROBES = 10  # frames timed in the executor before the first decision
+    WEIGHT = 0.1  # of the newest frame in the moving average
 
     def __init__(self) -> None:
         self.inline = False
-        self._timings: list[float] = []
+        self.cost: float | None = None
+        self._count = 0
 
     async def run(self, loop: asyncio.AbstractEventLoop, work: Callable[[Any], Any], item: Any) -> Any:
         if self.inline:
-            return work(item)
-        value, spent = await loop.run_in_executor(None, _timed, work, item)
-        if len(self._timings) < self.PROBES:
-            self._timings.append(spent)
-            if len(self._timings) == self.PROBES:
-                self.inline = sorted(self._timings)[self.PROBES // 2] < self.INLINE_BELOW
+            value, spent = _timed(work, item)
+        else:
+            value, spent = await loop.run_in_executor(None, _timed, work, item)
+        self._note(spent)
         return value
+
+    def _note(self, spent: float) -> None:
+        self._count += 1
+        self.cost = spent if self.cost is None else (1 - self.WEIGHT) * self.cost + self.WEIGHT * spent
+        if self.inline and self.cost > self.OFFLOAD_ABOVE:
+            self.inline = False
+        elif not self.inline and self._count >= self.PROBES and self.cost < self.INLINE_BELOW:
+            self.inline = True
 
 
 def _timed(work: Callable[[Any], Any], item: Any) -> tuple[Any, float]:
-    started = time.perf_counter()
-    return work(item), time.perf_counter() - started
+    started = time.thread_time()
+    return work(item), time.thread_time() - started
 
 
 # devices that failed to open recently: spec -> monotonic time of the failure

@@ -59,16 +59,17 @@ def test_the_dominant_frequency_helper() -> None:
     assert dominant_frequency(_sine(1000.4, 16000).astype(float), 16000) == pytest.approx(1000.4, abs=0.1)
 
 
-@pytest.mark.parametrize(("name", "min_snr"), [("G722", 35.0), ("opus", 20.0)])
+# Opus (CELT for a pure tone) is perceptual: its waveform follows the input less closely
+@pytest.mark.parametrize(("name", "min_corr", "min_snr"), [("G722", 0.99, 35.0), ("opus", 0.97, 12.0)])
 @pytest.mark.parametrize("freq", [1000.0, 440.0])
-def test_a_tone_survives_the_round_trip(name: str, min_snr: float, freq: float) -> None:
+def test_a_tone_survives_the_round_trip(name: str, min_corr: float, min_snr: float, freq: float) -> None:
     rate = RATES[name]
     signal = _sine(freq, rate)
     _, decoded = _round_trip(name, signal)
     assert len(decoded) == len(signal)
     assert dominant_frequency(decoded[rate // 10 :], rate) == pytest.approx(freq, abs=2.0)
     reference, output = _aligned(signal.astype(float), decoded, rate)
-    assert np.corrcoef(reference, output)[0, 1] > 0.99
+    assert np.corrcoef(reference, output)[0, 1] > min_corr
     assert _snr_db(reference, output) > min_snr
 
 
@@ -120,7 +121,8 @@ def test_g722_concealment_fades_out() -> None:
 def test_opus_parameters_and_payload_sizes() -> None:
     encoder = create_encoder("opus")
     assert (encoder.sample_rate, encoder.rtp_clock_rate, encoder.channels) == (48000, 48000, 1)
-    assert encoder.fec and encoder.bitrate == 32000
+    assert not encoder.fec and encoder.bitrate == 32000  # RFC 7587: FEC only for useinbandfec=1
+    assert create_encoder("opus", fmtp="useinbandfec=1").fec
     payloads, _ = _round_trip("opus", _sine(440, 48000))
     average_bitrate = np.mean([len(p) for p in payloads]) * 8 * 50
     assert 16000 < average_bitrate < 48000

@@ -42,7 +42,7 @@ def test_rtp_parameters(name: str, encoding: str, clock: int, channels: int, pt:
 
 
 def test_default_fmtp_and_feedback() -> None:
-    assert lookup("opus").default_fmtp == "useinbandfec=1"
+    assert lookup("opus").default_fmtp is None  # no useinbandfec=1: our decoder cannot use FEC
     assert lookup("telephone-event").default_fmtp == "0-16"
     h264 = lookup("H264")
     assert h264.default_fmtp is not None and "packetization-mode=1" in h264.default_fmtp
