@@ -7,7 +7,7 @@ Opus loss concealment runs libopus's own PLC: a payload made of a TOC byte alone
 is a 0-byte Opus frame, which libopus decodes by concealing from its previous state
 (RFC 6716 §3.2.1: such frames are "DTX or lost"). An empty payload cannot be used:
 FFmpeg takes it as end of stream. FFmpeg does not expose libopus's FEC decoding, so
-the in-band FEC that our encoder adds serves peers that can use it.
+we do not ask peers for in-band FEC, and add it only for a peer that asks for it.
 """
 
 from __future__ import annotations
