@@ -431,7 +431,7 @@ class Phone:
         )
 
     def _bye_unanswered(self, session: CallSession) -> None:
-        if session.call.state == "terminating" and session.call.dialog is not None:
+        if session.call.state == "terminating":
             log.info("call %s: no answer to our BYE, the call is over", session.call_id)
             self.execute(session, session.call.on_bye_unanswered())
 

@@ -210,8 +210,9 @@ class OpusCodec:
 
     ``fmtp`` is the peer's: ``maxaveragebitrate`` caps the bitrate, ``useinbandfec=1``
     (its decoder can use in-band FEC; RFC 7587 §6.1: "If no value is specified,
-    useinbandfec is assumed to be 0") turns FEC on, ``cbr=1`` asks for constant bitrate. We always send mono
-    (``stereo=0`` semantics), which every Opus decoder accepts.
+    useinbandfec is assumed to be 0") turns FEC on, ``cbr=1`` asks for constant
+    bitrate. We always send mono (``stereo=0`` semantics), which every Opus decoder
+    accepts.
     """
 
     @classmethod

@@ -25,8 +25,6 @@ wire = logging.getLogger("softphone.wire")
 
 EventHandler = Callable[[list[Event]], None]
 UDP_RECEIVE_BUFFER = 2 * 1024 * 1024  # the kernel caps it at net.core.rmem_max
-
-
 PORT_ATTEMPTS = 20  # pairs of free UDP and TCP ports tried when the port is 0
 
 
@@ -88,15 +86,15 @@ class SipNetwork:
 
     async def listen(self, host: str, port: int, *, tcp: bool = True, tcp_port: int | None = None) -> None:
         """UDP (and TCP) on ``port``; port 0 takes a free one, the same number for both."""
-        same = tcp and port == 0 and not tcp_port
-        for attempt in range(PORT_ATTEMPTS if same else 1):
+        attempts = PORT_ATTEMPTS if tcp and port == 0 and not tcp_port else 1
+        for attempt in range(attempts):
             try:
                 await self._listen(host, port, tcp=tcp, tcp_port=tcp_port)
                 return
             except TransportError:
                 # the system's free UDP port may be taken for TCP (an outgoing connection's
                 # ephemeral port): try another pair
-                if attempt == PORT_ATTEMPTS - 1 or not same:
+                if attempt == attempts - 1:
                     raise
 
     async def _listen(self, host: str, port: int, *, tcp: bool, tcp_port: int | None) -> None:

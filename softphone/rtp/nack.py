@@ -14,17 +14,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from .packet import RtpPacket
+from .packet import serial_diff as seq_diff
+from .stats import MAX_DROPOUT as RESTART_DISTANCE  # this far from the expected one starts over
 
 # More packets missing at once than this is an outage, not loss to repair packet by
 # packet: a keyframe (a PLI) costs less than sending it all again, and comes sooner.
 MAX_GAP = 32
-RESTART_DISTANCE = 3000  # a sequence number this far from the expected one starts over
-
-
-def seq_diff(a: int, b: int) -> int:
-    """a - b for 16-bit sequence numbers: positive when a is after b."""
-    diff = (a - b) & 0xFFFF
-    return diff - 0x10000 if diff >= 0x8000 else diff
 
 
 def hold_time(rtt: float | None) -> float:

@@ -104,6 +104,13 @@ class RtpPacket:
         return b"".join(parts)
 
 
+def serial_diff(a: int, b: int, modulus: int = 1 << 16) -> int:
+    """a - b in serial-number arithmetic (sequence numbers by default, or 1 << 32 for
+    timestamps): positive when a is after b."""
+    diff = (a - b) % modulus
+    return diff - modulus if diff >= modulus // 2 else diff
+
+
 def is_rtcp(data: bytes) -> bool:
     """RFC 5761 §4: RTCP packet types 192..223 occupy the second octet, where RTP
     would carry the marker bit and payload types 64..95, so the second octet tells

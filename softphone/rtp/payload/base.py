@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from ..packet import FIXED_HEADER_SIZE, RtpPacket
+from ..packet import FIXED_HEADER_SIZE, RtpPacket, serial_diff
 
 logger = logging.getLogger(__name__)
 
@@ -72,15 +72,9 @@ def split_evenly(data: bytes, size: int) -> list[bytes]:
     return [data[i : i + step] for i in range(0, len(data), step)] or [b""]
 
 
-def _serial_diff(a: int, b: int, modulus: int) -> int:
-    """a - b in serial-number arithmetic: positive when a is after b."""
-    diff = (a - b) % modulus
-    return diff - modulus if diff >= modulus // 2 else diff
-
-
 def _is_behind(timestamp: int, reference: int) -> bool:
     """At or before ``reference``, yet near enough not to be a restarted stream."""
-    diff = _serial_diff(timestamp, reference, 1 << 32)
+    diff = serial_diff(timestamp, reference, 1 << 32)
     return diff <= 0 and -diff < _RESTART_DISTANCE
 
 
@@ -127,7 +121,7 @@ class FrameDepacketizer(ABC, Generic[U]):
         if self._timestamp is None:
             self._timestamp = packet.timestamp
             self._anchor = packet.sequence
-        offset = _serial_diff(packet.sequence, self._anchor, 1 << 16)
+        offset = serial_diff(packet.sequence, self._anchor, 1 << 16)
         if offset in self._units:
             self.duplicates += 1
             return frames
@@ -149,13 +143,13 @@ class FrameDepacketizer(ABC, Generic[U]):
             if _is_behind(timestamp, self._delivered):
                 self.late += 1
                 return False
-            if abs(_serial_diff(timestamp, self._delivered, 1 << 32)) >= _RESTART_DISTANCE:
+            if abs(serial_diff(timestamp, self._delivered, 1 << 32)) >= _RESTART_DISTANCE:
                 self._expected_start = None  # a new stream: its first sequence number is unknown
         return True
 
     def _start_offset(self) -> int | None:
         if self._expected_start is not None:
-            start = _serial_diff(self._expected_start, self._anchor, 1 << 16)
+            start = serial_diff(self._expected_start, self._anchor, 1 << 16)
             return start if start in self._units else None
         first = min(self._units)
         unit = self._units[first]
