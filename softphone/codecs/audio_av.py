@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 OPUS_RATE = 48000
 OPUS_PTIMES = (10, 20, 40, 60)
 OPUS_DEFAULT_BITRATE = 32000
-OPUS_EXPECTED_LOSS_PERCENT = 10  # tells libopus how loss-resistant to be (and how much FEC to spend)
+OPUS_EXPECTED_LOSS_PERCENT = 10  # tells libopus how much FEC to spend
 G722_SAMPLE_RATE = 16000
 G722_CLOCK_RATE = 8000  # RFC 3551 §4.5.2
 # RFC 6716 §3.1 TOC configurations 28-31: CELT-only, fullband, 2.5/5/10/20 ms.
@@ -236,8 +236,7 @@ class OpusCodec:
             "application": "voip",
             "frame_duration": str(ptime_ms),
             "fec": "1" if fec else "0",
-            # loss-resistant prediction whether or not FEC is on (the same CPU either way)
-            "packet_loss": str(OPUS_EXPECTED_LOSS_PERCENT),
+            "packet_loss": str(OPUS_EXPECTED_LOSS_PERCENT if fec else 0),
             "vbr": "off" if params.get("cbr") == "1" else "on",
         }
         context.open()
