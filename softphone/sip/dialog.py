@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import string
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from softphone.sip.headers import NameAddress, Via
 from softphone.sip.message import Headers, Request, Response
@@ -64,7 +64,8 @@ class Dialog:
     def as_uac(cls, request: Request, response: Response) -> Dialog:
         """RFC 3261 §12.1.2: the route set is the Record-Route list in reverse order."""
         contacts = response.contacts
-        target = contacts[0].uri if contacts else request.uri
+        # RFC 3261 §8.1.1.8: the Contact of a dialog "MUST be a SIP or SIPS URI"
+        target = contacts[0].uri.as_sip() if contacts else request.uri.as_sip()
         return cls(
             call_id=request.call_id,
             local_tag=request.from_addr.tag or "",
@@ -80,7 +81,7 @@ class Dialog:
     def as_uas(cls, request: Request, local_tag: str) -> Dialog:
         """RFC 3261 §12.1.1: the route set is the Record-Route list in order."""
         contacts = request.contacts
-        target = contacts[0].uri if contacts else request.from_addr.uri
+        target = contacts[0].uri.as_sip() if contacts else request.from_addr.uri.as_sip()
         return cls(
             call_id=request.call_id,
             local_tag=local_tag,
@@ -99,7 +100,7 @@ class Dialog:
             self.remote_tag = response.to_addr.tag
             self.remote_uri = response.to_addr
         if response.contacts:
-            self.remote_target = response.contacts[0].uri
+            self.remote_target = response.contacts[0].uri.as_sip()
 
     def matches(self, message: Request | Response, *, incoming: bool = True) -> bool:
         if message.call_id != self.call_id:
@@ -124,7 +125,7 @@ class Dialog:
     def next_hop(self) -> SipUri:
         """Where an in-dialog request is sent: the first route, else the remote target."""
         if self.route_set:
-            return self.route_set[0].uri
+            return self.route_set[0].uri.as_sip()
         return self.remote_target
 
     def create_request(
@@ -164,12 +165,12 @@ class Dialog:
     def _routing(self) -> tuple[SipUri, list[NameAddress]]:
         if not self.route_set:
             return self.remote_target, []
-        first = self.route_set[0]
-        if first.uri.has_param("lr"):
+        first = self.route_set[0].uri.as_sip()
+        if first.has_param("lr"):
             return self.remote_target, list(self.route_set)
         # RFC 3261 §12.2.1.1 strict routing: the first route becomes the Request-URI
         # and the remote target goes to the end of the Route header field.
-        uri = first.uri.without_params("method", "maddr", "ttl", "transport", "lr")
+        uri = first.without_params("method", "maddr", "ttl", "transport", "lr")
         return uri, [*self.route_set[1:], NameAddress(self.remote_target)]
 
 
@@ -202,9 +203,3 @@ def cancel_for(invite: Request) -> Request:
     ]
     pairs += [("Route", v) for v in invite.headers.get_all("Route")]
     return Request("CANCEL", invite.uri, Headers.of(*pairs))
-
-
-def with_new_via(request: Request, local: LocalAddress) -> Request:
-    """The same request as a new transaction (new branch), e.g. after a 401/407."""
-    headers = request.headers.remove("Via").add("Via", str(local.via()), first=True)
-    return replace(request, headers=headers)

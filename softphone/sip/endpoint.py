@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from softphone.errors import ParseError
-from softphone.sip.headers import CSeq, NameAddress, Via
+from softphone.sip.headers import add_tag
+from softphone.sip.malformed import bad_request, salvage_headers
 from softphone.sip.message import Headers, Message, MessageParseError, Request, Response, parse_message
 from softphone.sip.transaction import (
     AnswerRetransmission,
@@ -185,8 +186,8 @@ class Endpoint:
     def _reject_malformed(self, exc: ParseError, data: bytes, source: Peer) -> list[Event]:
         log.info("malformed message from %s:%s: %s", source.host, source.port, exc)
         if isinstance(exc, MessageParseError) and exc.is_request and exc.method != "ACK":
-            headers = exc.headers if exc.headers is not None else _salvage_headers(data)
-            response = _bad_request(headers, str(exc))
+            headers = exc.headers if exc.headers is not None else salvage_headers(data)
+            response = bad_request(headers, exc)
             if response is not None:
                 self._outbox.append(Outgoing(bytes(response), _response_peer(response, source)))
         return [MessageDropped(str(exc), source)]
@@ -268,9 +269,6 @@ class Endpoint:
             if (entry.peer.transport, entry.peer.host, entry.peer.port) == (peer.transport, peer.host, peer.port):
                 events += self._run(entry, entry.transaction.transport_error(now), self._clients, key)
         return events
-
-    def has_server_transaction(self, request: Request) -> bool:
-        return server_key(request) in self._servers
 
     def datagrams_to_send(self) -> list[Outgoing]:
         out, self._outbox = self._outbox, []
@@ -397,79 +395,6 @@ def _response_peer(message: Message, source: Peer) -> Peer:
     return Peer(source.transport, host, via.port or 5060)
 
 
-def _bad_request(headers: Headers, reason: str) -> Response | None:
-    """A 400 answer built from what could be read, or None if it cannot be addressed."""
-    vias = headers.get_all("Via")
-    if not vias:
-        return None
-    try:
-        Via.parse(vias[0])
-    except ParseError:
-        return None
-    response_headers = Headers.of(*(("Via", v) for v in vias))
-    for name, check, placeholder in _COPIED:
-        value = headers.get(name)
-        try:
-            if value is None:
-                raise ParseError("missing")
-            check(value)
-        except ParseError:
-            # a header we cannot read is replaced so that the 400 itself stays well formed
-            value = placeholder
-        response_headers = response_headers.add(name, value)
-    phrase = "Bad Request"
-    detail = reason.replace("\r", " ").replace("\n", " ")[:120]
-    response_headers = response_headers.add("Warning", f'399 softphone "{_quote(detail)}"')
-    return Response(400, phrase, response_headers)
-
-
-_SALVAGED = {
-    "via": "Via",
-    "v": "Via",
-    "from": "From",
-    "f": "From",
-    "to": "To",
-    "t": "To",
-    "call-id": "Call-ID",
-    "i": "Call-ID",
-    "cseq": "CSeq",
-}
-
-
-def _salvage_headers(data: bytes, max_lines: int = 256, max_length: int = 1024) -> Headers:
-    """The headers a 400 needs, read leniently from a message the parser refused
-    (over-long or undecodable lines, a missing blank line...): RFC 3261 §8.2 expects
-    the UAS to answer what it can still address."""
-    pairs: list[tuple[str, str]] = []
-    head = data.split(b"\r\n\r\n", 1)[0]
-    for raw in head.splitlines()[1 : max_lines + 1]:
-        name, sep, value = raw.decode("latin-1").partition(":")
-        canonical = _SALVAGED.get(name.strip().lower())
-        if not sep or canonical is None or len(value) > max_length:
-            continue
-        if canonical != "Via" and any(n == canonical for n, _ in pairs):
-            continue
-        pairs.append((canonical, value.strip()))
-    return Headers.of(*pairs)
-
-
-def _check_call_id(value: str) -> None:
-    if not value.strip() or any(c.isspace() for c in value.strip()):
-        raise ParseError("bad Call-ID")
-
-
-_COPIED: tuple[tuple[str, Callable[[str], object], str], ...] = (
-    ("From", NameAddress.parse, "<sip:invalid@invalid>;tag=0"),
-    ("To", NameAddress.parse, "<sip:invalid@invalid>"),
-    ("Call-ID", _check_call_id, "invalid"),
-    ("CSeq", CSeq.parse, "0 INVALID"),
-)
-
-
-def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
 def build_response(
     request: Request,
     status: int,
@@ -480,15 +405,27 @@ def build_response(
     body: bytes = b"",
     content_type: str | None = None,
 ) -> Response:
-    """A response to ``request`` with the headers RFC 3261 §8.2.6.2 says to copy."""
-    pairs: list[tuple[str, str]] = [("Via", v) for v in request.headers.get_all("Via")]
+    """A response to ``request`` with the headers RFC 3261 §8.2.6.2 says to copy,
+    copied byte for byte; ``to_tag`` is added to a To without a tag unless the
+    status is 100 (when the To has a tag already, it is kept as it is)."""
+    # "The Via header field values in the response MUST equal the Via header field
+    # values in the request and MUST maintain the same ordering." (RFC 3261 §8.2.6.2)
+    pairs: list[tuple[str, str]] = [(n, v) for n, v in request.headers.items if n == "Via"]
     if 100 < status < 300:
-        pairs += [("Record-Route", v) for v in request.headers.get_all("Record-Route")]
-    pairs.append(("From", request.headers.get("From") or ""))
-    to_value = request.headers.get("To") or ""
+        # "The UAS MUST copy all Record-Route header field values from the request into
+        # the response ... and MUST maintain the order of those values." (§12.1.1)
+        pairs += [(n, v) for n, v in request.headers.items if n == "Record-Route"]
+    # "The From field of the response MUST equal the From header field of the request.
+    # The Call-ID header field of the response MUST equal the Call-ID header field of
+    # the request. The CSeq header field of the response MUST equal the CSeq field of
+    # the request." (§8.2.6.2)
+    pairs.append(("From", request.required("From")))
+    to_value = request.required("To")
     if to_tag is not None and status > 100 and request.to_addr.tag is None:
-        to_value = str(request.to_addr.with_tag(to_tag))
-    pairs += [("To", to_value), ("Call-ID", request.call_id), ("CSeq", str(request.cseq))]
+        # "the URI in the To header field in the response MUST equal the URI in the To
+        # header field; additionally, the UAS MUST add a tag" (§8.2.6.2)
+        to_value = add_tag(to_value, to_tag)
+    pairs += [("To", to_value), ("Call-ID", request.call_id), ("CSeq", request.required("CSeq"))]
     pairs += list(extra)
     if content_type is not None:
         pairs.append(("Content-Type", content_type))

@@ -10,12 +10,13 @@ from dataclasses import dataclass, replace
 from softphone.errors import ParseError
 from softphone.sip.uri import (
     Params,
-    SipUri,
+    Uri,
     drop_params,
     format_host,
     get_param,
     parse_host,
     parse_port,
+    parse_uri,
     set_params,
 )
 
@@ -188,6 +189,12 @@ def format_params(params: Iterable[tuple[str, str | None]]) -> str:
     return "".join(f";{n}" if v is None else f";{n}={v}" for n, v in params)
 
 
+def add_tag(value: str, tag: str) -> str:
+    """A From or To header value with ``;tag=`` appended and every other byte kept;
+    right for an addr-spec too, whose ";params" are header parameters (RFC 3261 §20)."""
+    return f"{value.rstrip(' ;')};tag={tag}"
+
+
 def _display_name_needs_quotes(name: str) -> bool:
     words = name.split(" ")
     return not name or any(not word or not set(word) <= TOKEN_CHARS for word in words)
@@ -195,9 +202,11 @@ def _display_name_needs_quotes(name: str) -> bool:
 
 @dataclass(frozen=True)
 class NameAddress:
-    """A name-addr or addr-spec with header parameters (From, To, Contact ...)."""
+    """A name-addr or addr-spec with header parameters (From, To, Contact, Route,
+    Refer-To ...). The URI may be of any scheme (RFC 3261 §25.1: addr-spec = SIP-URI /
+    SIPS-URI / absoluteURI); ``uri.as_sip()`` where a SIP URI is required."""
 
-    uri: SipUri
+    uri: Uri
     display_name: str | None = None
     params: Params = ()
 
@@ -216,19 +225,27 @@ class NameAddress:
         if lt >= 0 and not any(ch in s[:lt] for ch in ':;"'):
             display_text = s[:lt].strip()
             return cls._parse_bracketed(display_text or None, s[lt:], text)
+        return cls._parse_addr_spec(s)
+
+    @classmethod
+    def _parse_addr_spec(cls, text: str) -> NameAddress:
         # "If the URI is not enclosed in angle brackets, any semicolon-delimited
         # parameters are header-parameters, not URI parameters." (RFC 3261 §20)
-        uri_text, semi, params = s.partition(";")
-        return cls(
-            uri=SipUri.parse(uri_text), params=parse_params(params) if semi else ()
-        )
+        uri_text, semi, params = text.partition(";")
+        # "Even if the "display-name" is empty, the "name-addr" form MUST be used if
+        # the "addr-spec" contains a comma, semicolon, or question mark." (RFC 3261
+        # §20.10). A semicolon ends the URI above; a comma would be read as the list
+        # separator, so it is refused; a question mark is unambiguous and let through.
+        if "," in uri_text:
+            raise ParseError(f"a URI with a comma must be in angle brackets: {text!r}")
+        return cls(uri=parse_uri(uri_text), params=parse_params(params) if semi else ())
 
     @classmethod
     def _parse_bracketed(cls, display: str | None, rest: str, text: str) -> NameAddress:
         gt = rest.find(">")
         if gt < 0:
             raise ParseError(f"missing '>' in {text!r}")
-        uri = SipUri.parse(rest[1:gt])
+        uri = parse_uri(rest[1:gt])
         after = rest[gt + 1 :].strip()
         if after and not after.startswith(";"):
             raise ParseError(f"unexpected text after '>' in {text!r}")

@@ -19,7 +19,7 @@ from softphone.sip.headers import (
     is_token,
     split_header_values,
 )
-from softphone.sip.uri import SipUri
+from softphone.sip.uri import Uri, parse_uri
 
 MAX_MESSAGE_SIZE = 65535
 MAX_HEADER_LINE = 8192
@@ -54,7 +54,9 @@ _SIP_VERSION = "SIP/2.0"
 
 class MessageParseError(ParseError):
     """A ParseError that keeps what was read: the header section (also in
-    ``partial``) and whether the start line was a request, so a 400 can be sent."""
+    ``partial``) and whether the start line was a request, so a 400 can be sent.
+    ``phrase`` is the reason phrase for that 400, naming what is wrong
+    ("Bad From Header", "Bad CSeq", "Missing Call-ID" ...)."""
 
     def __init__(
         self,
@@ -63,11 +65,19 @@ class MessageParseError(ParseError):
         headers: Headers | None = None,
         method: str | None = None,
         is_request: bool = False,
+        phrase: str = "Bad Request",
     ) -> None:
         super().__init__(message, partial=headers)
         self.headers = headers
         self.method = method
         self.is_request = is_request
+        self.phrase = phrase
+
+
+def header_phrase(problem: str, name: str) -> str:
+    """A reason phrase naming a header: "Bad CSeq", "Missing Call-ID"; From and To,
+    which alone read as prepositions, say "Header": "Bad From Header"."""
+    return f"{problem} {name} Header" if name in ("From", "To") else f"{problem} {name}"
 
 
 @dataclass(frozen=True)
@@ -126,7 +136,8 @@ class MessageFields:
 
     headers: Headers
 
-    def _required(self, name: str) -> str:
+    def required(self, name: str) -> str:
+        """The value of a header as received; ParseError when it is missing."""
         value = self.headers.get(name)
         if value is None:
             raise ParseError(f"missing mandatory header: {name}")
@@ -142,19 +153,19 @@ class MessageFields:
 
     @property
     def call_id(self) -> str:
-        return self._required("Call-ID")
+        return self.required("Call-ID")
 
     @property
     def cseq(self) -> CSeq:
-        return CSeq.parse(self._required("CSeq"))
+        return CSeq.parse(self.required("CSeq"))
 
     @property
     def from_addr(self) -> NameAddress:
-        return NameAddress.parse(self._required("From"))
+        return NameAddress.parse(self.required("From"))
 
     @property
     def to_addr(self) -> NameAddress:
-        return NameAddress.parse(self._required("To"))
+        return NameAddress.parse(self.required("To"))
 
     @property
     def vias(self) -> list[Via]:
@@ -219,7 +230,7 @@ class Request(MessageFields):
     """A SIP request. Content-Length is kept equal to ``len(body)``."""
 
     method: str
-    uri: SipUri
+    uri: Uri
     headers: Headers
     body: bytes = b""
 
@@ -286,12 +297,13 @@ class _Context:
     method: str | None = None
     headers: Headers | None = None
 
-    def error(self, message: str) -> MessageParseError:
+    def error(self, message: str, phrase: str = "Bad Request") -> MessageParseError:
         return MessageParseError(
             message,
             headers=self.headers,
             method=self.method,
             is_request=self.is_request,
+            phrase=phrase,
         )
 
 
@@ -300,9 +312,7 @@ def parse_message(data: bytes, *, stream: bool = False) -> Message:
     where Content-Length is mandatory; otherwise they are one datagram."""
     ctx = _Context()
     if len(data) > MAX_MESSAGE_SIZE:
-        raise ctx.error(
-            f"message too large: {len(data)} bytes (limit {MAX_MESSAGE_SIZE})"
-        )
+        raise ctx.error(f"message too large: {len(data)} bytes (limit {MAX_MESSAGE_SIZE})", "Message Too Large")
     # "implementations processing SIP messages over stream-oriented transports MUST
     # ignore any CRLF appearing before the start-line" (RFC 3261 §7.5)
     start = 0
@@ -341,13 +351,13 @@ def _split_lines(data: bytes, pos: int, ctx: _Context) -> tuple[list[str], int]:
         if not raw:
             return lines, pos
         if len(raw) > MAX_HEADER_LINE:
-            raise ctx.error(f"header line longer than {MAX_HEADER_LINE} characters")
+            raise ctx.error(f"header line longer than {MAX_HEADER_LINE} characters", "Header Too Long")
         if len(lines) > MAX_HEADER_LINES:
-            raise ctx.error(f"more than {MAX_HEADER_LINES} header lines")
+            raise ctx.error(f"more than {MAX_HEADER_LINES} header lines", "Too Many Headers")
         try:
             lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError:
-            raise ctx.error("header section is not valid UTF-8") from None
+            raise ctx.error("header section is not valid UTF-8", "Header Not UTF-8") from None
         if len(lines) == 1:
             _note_start_line(lines[0], ctx)
 
@@ -369,10 +379,10 @@ def _parse_header_lines(lines: list[str], ctx: _Context) -> Headers:
             # Header folding (RFC 3261 §7.3.1): the continuation joins the previous
             # line, its leading whitespace replaced by a single space.
             if not unfolded:
-                raise ctx.error("continuation line before the first header")
+                raise ctx.error("continuation line before the first header", "Bad Header Line")
             unfolded[-1] = unfolded[-1].rstrip(" \t") + " " + line.strip(" \t")
             if len(unfolded[-1]) > MAX_HEADER_LINE:
-                raise ctx.error(f"header line longer than {MAX_HEADER_LINE} characters")
+                raise ctx.error(f"header line longer than {MAX_HEADER_LINE} characters", "Header Too Long")
         else:
             unfolded.append(line)
     items: list[tuple[str, str]] = []
@@ -380,7 +390,7 @@ def _parse_header_lines(lines: list[str], ctx: _Context) -> Headers:
         name, colon, value = line.partition(":")
         name = name.strip(" \t")
         if not colon or not is_token(name):
-            raise ctx.error(f"bad header line: {line[:80]!r}")
+            raise ctx.error(f"bad header line: {line[:80]!r}", "Bad Header Line")
         items.append((canonical_name(name), value.strip(" \t")))
     return Headers(tuple(items))
 
@@ -391,41 +401,44 @@ def _frame_body(headers: Headers, rest: bytes, stream: bool, ctx: _Context) -> b
         if stream:
             # "If a stream-based protocol (such as TCP) is used as a transport, then
             # the header field MUST be used." (RFC 3261 §20.14)
-            raise ctx.error("missing Content-Length on a stream transport")
+            raise ctx.error("missing Content-Length on a stream transport", header_phrase("Missing", "Content-Length"))
         return rest
+    bad_length = header_phrase("Bad", "Content-Length")
     if len(set(lengths)) > 1:
-        raise ctx.error(f"conflicting Content-Length values: {', '.join(lengths)}")
+        raise ctx.error(f"conflicting Content-Length values: {', '.join(lengths)}", bad_length)
     if not _DIGITS.fullmatch(lengths[0]):
-        raise ctx.error(f"bad Content-Length: {lengths[0]!r}")
+        raise ctx.error(f"bad Content-Length: {lengths[0]!r}", bad_length)
     length = int(lengths[0])
     if len(rest) < length:
-        raise ctx.error(f"truncated body: Content-Length {length}, got {len(rest)}")
+        raise ctx.error(f"truncated body: Content-Length {length}, got {len(rest)}", "Truncated Body")
     # Octets beyond Content-Length in a datagram are discarded (RFC 3261 §18.3).
     return rest[:length]
 
 
-def _parse_request_line(line: str, ctx: _Context) -> tuple[str, SipUri]:
+def _parse_request_line(line: str, ctx: _Context) -> tuple[str, Uri]:
     parts = line.split(" ")
     if len(parts) != 3 or not all(parts):
-        raise ctx.error(f"bad request line: {line[:80]!r}")
+        raise ctx.error(f"bad request line: {line[:80]!r}", "Bad Request Line")
     method, uri_text, version = parts
     if not is_token(method):
-        raise ctx.error(f"bad method: {method[:40]!r}")
+        raise ctx.error(f"bad method: {method[:40]!r}", "Bad Method")
     if version.upper() != _SIP_VERSION:
-        raise ctx.error(f"unsupported SIP version: {version[:40]!r}")
+        raise ctx.error(f"unsupported SIP version: {version[:40]!r}", "Bad SIP Version")
+    # Request-URI = SIP-URI / SIPS-URI / absoluteURI (RFC 3261 §25.1): a scheme we do
+    # not serve is the user agent's 416 (§8.2.2.1), not a parse error.
     try:
-        uri = SipUri.parse(uri_text)
+        uri = parse_uri(uri_text)
     except ParseError as exc:
-        raise ctx.error(f"bad Request-URI {uri_text!r}: {exc}") from None
+        raise ctx.error(f"bad Request-URI {uri_text!r}: {exc}", "Bad Request-URI") from None
     return method, uri
 
 
 def _parse_status_line(line: str, ctx: _Context) -> tuple[int, str]:
     parts = line.split(" ", 2)
     if parts[0].upper() != _SIP_VERSION:
-        raise ctx.error(f"unsupported SIP version: {parts[0][:40]!r}")
+        raise ctx.error(f"unsupported SIP version: {parts[0][:40]!r}", "Bad SIP Version")
     if len(parts) < 2 or not re.fullmatch(r"[1-6]\d\d", parts[1]):
-        raise ctx.error(f"bad status line: {line[:80]!r}")
+        raise ctx.error(f"bad status line: {line[:80]!r}", "Bad Status Line")
     return int(parts[1]), parts[2] if len(parts) == 3 else ""
 
 
@@ -435,12 +448,12 @@ def _validate(headers: Headers, ctx: _Context) -> None:
     # (RFC 3261 §8.1.1); Max-Forwards is not enforced, many ACKs lack it.
     for name in _MANDATORY:
         if name not in headers:
-            raise ctx.error(f"missing mandatory header: {name}")
+            raise ctx.error(f"missing mandatory header: {name}", header_phrase("Missing", name))
     for name in _SINGLE_VALUED:
         if len(headers.get_all(name)) > 1:
-            raise ctx.error(f"more than one {name} header")
+            raise ctx.error(f"more than one {name} header", header_phrase("Duplicate", name))
     if not headers.get("Call-ID"):
-        raise ctx.error("bad Call-ID: empty")
+        raise ctx.error("bad Call-ID: empty", header_phrase("Bad", "Call-ID"))
     for name, value in headers.items:
         try:
             _check_value(name, value, ctx)
@@ -448,19 +461,22 @@ def _validate(headers: Headers, ctx: _Context) -> None:
             reason = str(exc)
             if not reason.startswith(f"bad {name}:"):
                 reason = f"bad {name}: {value[:80]!r}: {reason}"
-            raise ctx.error(reason) from None
+            raise ctx.error(reason, header_phrase("Bad", name)) from None
 
 
 def _check_value(name: str, value: str, ctx: _Context) -> None:
     if name == "Via":
         if not Via.parse_list(value):
             raise ParseError("empty")
-    elif name in ("From", "To"):
+    elif name in ("From", "To", "Refer-To"):
         NameAddress.parse(value)
     elif name == "Contact":
         if value.strip() != "*":
             for part in split_header_values(value):
                 NameAddress.parse(part)
+    elif name in ("Route", "Record-Route"):
+        for part in split_header_values(value):
+            NameAddress.parse(part)
     elif name == "CSeq":
         cseq = CSeq.parse(value)
         if ctx.is_request and cseq.method != ctx.method:

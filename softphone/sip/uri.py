@@ -1,8 +1,11 @@
-"""SIP, SIPS and tel URIs (RFC 3261 §19.1, §25.1; RFC 3966).
+"""The URIs of SIP messages: SIP, SIPS and tel URIs (RFC 3261 §19.1, §25.1; RFC 3966)
+as ``SipUri``, and every other absoluteURI (http:, mailto:, urn:, im: ...) as
+``AbsoluteUri``. ``Uri`` is either; ``parse_uri`` reads any of them.
 
 ``SipUri.parse`` and ``str`` are inverses for URIs written in their canonical form
 (lower-case scheme, host and parameter names; only the user part %-escaped where the
 grammar requires it). Parameter and header values are kept exactly as written.
+``AbsoluteUri`` keeps its text as written, so ``str(parse_uri(text)) == text``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import re
 import string
 import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import TypeAlias
 
 from softphone.errors import ParseError
 
@@ -31,6 +35,12 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _TEL_NUMBER = re.compile(r"\+?[0-9A-Fa-f*#.()\-]*[0-9A-Fa-f*#][0-9A-Fa-f*#.()\-]*")
 _TEL_VISUAL = re.compile(r"[.()\-]")
 _PARAM_NAME = re.compile(r"[A-Za-z0-9\-_.!~*'()\[\]/:&+$%]+")
+# scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )  (RFC 3261 §25.1, RFC 3986 §3.1)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
+# uric = reserved / unreserved / escaped (RFC 3261 §25.1), plus the "[" and "]" of an
+# IP literal host (RFC 3986 §3.2.2). No fragment: an absoluteURI has none.
+_URIC = frozenset(string.ascii_letters + string.digits + "-_.!~*'()" + ";/?:@&=+$," + "%[]")
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 # "A user, ttl, or method uri-parameter appearing in only one URI never matches,
 # even if it contains the default value. A URI that includes an maddr parameter
@@ -250,6 +260,10 @@ class SipUri:
             headers = "?" + "&".join(f"{n}={v}" for n, v in self.headers)
         return f"{self.scheme}:{userinfo}{self.host_port}{params}{headers}"
 
+    def as_sip(self) -> SipUri:
+        """This URI where a SIP URI is required (see ``AbsoluteUri.as_sip``)."""
+        return self
+
     def param(self, name: str) -> str | None:
         return get_param(self.params, name)
 
@@ -278,10 +292,10 @@ class SipUri:
         host = format_host(self.host)
         return host if self.port is None else f"{host}:{self.port}"
 
-    def matches(self, other: SipUri) -> bool:
+    def matches(self, other: Uri) -> bool:
         """URI equivalence of RFC 3261 §19.1.4 (tel: numbers compared without
         visual separators, RFC 3966 §4)."""
-        if self.scheme != other.scheme:
+        if not isinstance(other, SipUri) or self.scheme != other.scheme:
             return False
         if self.scheme == "tel":
             number = _TEL_VISUAL.sub("", self.user or "").lower()
@@ -308,3 +322,73 @@ class SipUri:
 
     def _header_map(self) -> dict[str, str]:
         return {n.lower(): _loose_unescape(v) for n, v in self.headers}
+
+
+@dataclass(frozen=True)
+class AbsoluteUri:
+    """An absoluteURI whose scheme is not sip, sips or tel (RFC 3261 §25.1, RFC 3986
+    §4.3): ``scheme`` lower-cased, ``opaque`` the text after the first colon as written.
+
+    SIP does not route on such URIs, so there is no host here: code that needs one
+    calls ``as_sip()``, which raises ParseError.
+    """
+
+    scheme: str
+    opaque: str
+    #: the scheme as written, when not in lower case; str() gives it back
+    spelling: str | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def parse(cls, text: str) -> AbsoluteUri:
+        text = text.strip()
+        scheme, colon, rest = text.partition(":")
+        if not colon:
+            raise ParseError(f"no scheme in URI {text!r}")
+        if not _SCHEME.fullmatch(scheme):
+            raise ParseError(f"bad URI scheme {scheme!r}")
+        lowered = scheme.lower()
+        if lowered in SCHEMES:
+            raise ParseError(f"{lowered}: URIs are read by SipUri.parse, not AbsoluteUri")
+        # absoluteURI = scheme ":" ( hier-part / opaque-part ); both take at least one character
+        if not rest:
+            raise ParseError(f"empty {lowered}: URI")
+        bad = next((ch for ch in rest if ch not in _URIC), None)
+        if bad is not None:
+            raise ParseError(f"character {bad!r} not allowed in URI {text!r}")
+        if _BAD_ESCAPE.search(rest):
+            raise ParseError(f"bad %-escape in {text!r}")
+        return cls(lowered, rest, None if scheme == lowered else scheme)
+
+    def __str__(self) -> str:
+        return f"{self.spelling or self.scheme}:{self.opaque}"
+
+    def as_sip(self) -> SipUri:
+        """Raise ParseError: this URI is used where a SIP URI is required (a Contact
+        that becomes a remote target, a Route, a next hop ...)."""
+        raise ParseError(f"{self.scheme}: URI {str(self)!r} where a sip:, sips: or tel: URI is required")
+
+    def matches(self, other: Uri) -> bool:
+        """Equivalence after RFC 3986 §6.2.2.1 case normalisation (scheme and the hex
+        digits of %-escapes); everything else compares exactly."""
+        return (
+            isinstance(other, AbsoluteUri)
+            and self.scheme == other.scheme
+            and _upper_escapes(self.opaque) == _upper_escapes(other.opaque)
+        )
+
+
+def _upper_escapes(text: str) -> str:
+    return _ESCAPE.sub(lambda match: match.group().upper(), text)
+
+
+#: any URI a SIP message can carry: Request-URI, From, To, Contact, Route ...
+Uri: TypeAlias = SipUri | AbsoluteUri
+
+
+def parse_uri(text: str) -> Uri:
+    """A SIP-URI, SIPS-URI or absoluteURI (RFC 3261 §25.1): sip:, sips: and tel: give a
+    ``SipUri`` (validated by their own grammar), every other scheme an ``AbsoluteUri``."""
+    scheme = text.strip().partition(":")[0].lower()
+    if scheme in SCHEMES:
+        return SipUri.parse(text)
+    return AbsoluteUri.parse(text)

@@ -152,7 +152,7 @@ def test_display_name_quoted_when_needed() -> None:
 def test_display_name_with_angle_bracket_inside_quotes() -> None:
     addr = NameAddress.parse('"a <b>" <sip:x@h>')
     assert addr.display_name == "a <b>"
-    assert addr.uri.user == "x"
+    assert addr.uri.as_sip().user == "x"
 
 
 def test_instance_param_with_angle_brackets() -> None:
@@ -172,7 +172,7 @@ def test_addr_spec_with_quoted_angle_param() -> None:
 def test_tel_name_addr() -> None:
     addr = NameAddress.parse("<tel:+1-201-555-0123;phone-context=example.com>;tag=9")
     assert addr.uri.scheme == "tel"
-    assert addr.uri.param("phone-context") == "example.com"
+    assert addr.uri.as_sip().param("phone-context") == "example.com"
     assert addr.tag == "9"
 
 
@@ -200,7 +200,11 @@ def test_with_tag_and_params() -> None:
         '"Bob" sip:a@h',
         "<sip:a@h",
         "<sip:a@h> junk",
-        "<http://a>",
+        "<http:>",
+        "<http://a b>",
+        "<1http://a>",
+        "<noscheme@example.com>",
+        "mailto:a@example.com,b@example.com",
         "<sip:a@h>, <sip:b@h>",
         "sip:b@h, sip:c@h",
     ],

@@ -166,7 +166,7 @@ def test_linphone_register_fields() -> None:
         contact.param("+sip.instance")
         == '"<urn:uuid:a1b2c3d4-0000-0000-0000-000000000001>"'
     )
-    assert contact.uri.transport == "tls"
+    assert contact.uri.as_sip().transport == "tls"
     assert request.expires == 600
     assert request.body == b""
 
@@ -183,7 +183,7 @@ def test_pjsua_response_fields() -> None:
         "sip:proxy.example.com;lr",
     ]
     assert response.from_addr.display_name == 'Alice "A" Smith'
-    assert response.to_addr.uri.host == "2001:db8::20"
+    assert response.to_addr.uri.as_sip().host == "2001:db8::20"
     assert len(response.headers.get_all("Allow")) == 11
     assert response.headers.get("Session-Expires") == "1800;refresher=uac"
     assert response.cseq.method == "INVITE"
@@ -197,14 +197,14 @@ def test_multiple_vias_in_one_line_and_many_lines() -> None:
         "z9hG4bKp2",
     ]
     assert request.top_via.transport == "TCP"
-    assert request.routes[0].uri.has_param("lr")
+    assert request.routes[0].uri.as_sip().has_param("lr")
 
 
 def test_tel_request_uri() -> None:
     request = parse_message(TEL_MESSAGE)
     assert isinstance(request, Request)
     assert request.uri.scheme == "tel"
-    assert request.uri.user == "+1-201-555-0123"
+    assert request.uri.as_sip().user == "+1-201-555-0123"
     assert request.content_type == "text/plain"
     assert request.body.decode() == "héllo"
 
@@ -250,7 +250,7 @@ COMPACT = (
 def test_compact_forms() -> None:
     request = parse_message(COMPACT)
     assert request.call_id == "abc@10.0.0.1"
-    assert request.to_addr.uri.user == "bob"
+    assert request.to_addr.uri.as_sip().user == "bob"
     assert request.from_addr.tag == "1"
     assert request.content_type == "application/sdp"
     assert request.headers.get("Supported") == "replaces"
@@ -307,7 +307,7 @@ WSINV = (
 def test_wsinv_torture_message() -> None:
     request = parse_message(WSINV)
     assert isinstance(request, Request)
-    assert request.uri.has_param("unknownparam")
+    assert request.uri.as_sip().has_param("unknownparam")
     assert request.to_addr.tag == "1918181833n"
     assert request.from_addr.display_name == 'J Rosenberg \\"'
     assert request.from_addr.tag == "98asjd8"
@@ -330,7 +330,7 @@ def test_wsinv_torture_message() -> None:
         ("secondparam", None),
         ("q", "0.33"),
     )
-    assert request.routes[0].uri.param("unknownwith") == "value"
+    assert request.routes[0].uri.as_sip().param("unknownwith") == "value"
     assert request.body == WSINV_BODY
     assert parse_message(bytes(request)) == request
 
@@ -350,11 +350,11 @@ def test_escaped_uris() -> None:
     )
     request = parse_message(data)
     assert isinstance(request, Request)
-    assert request.uri.user == "sips:user@example.com"
-    assert request.uri.host == "example.net"
-    assert request.to_addr.uri.user == "user"
-    assert request.from_addr.uri.user == "I have spaces"
-    assert request.contacts[0].uri.user == "caller"
+    assert request.uri.as_sip().user == "sips:user@example.com"
+    assert request.uri.as_sip().host == "example.net"
+    assert request.to_addr.uri.as_sip().user == "user"
+    assert request.from_addr.uri.as_sip().user == "I have spaces"
+    assert request.contacts[0].uri.as_sip().user == "caller"
     assert str(request.uri) == "sip:sips%3Auser%40example.com@example.net"
 
 
@@ -494,7 +494,8 @@ def test_missing_max_forwards_is_accepted() -> None:
         (b"CSeq: 1 INVITE", b"CSeq: 1 invite", "differs"),
         (b"Max-Forwards: 70", b"Max-Forwards: seventy", "bad Max-Forwards"),
         (b"Via: SIP/2.0/UDP", b"Via: SIP/3.0/UDP", "bad Via"),
-        (b"From: sipp <sip", b"From: sipp <http", "bad From"),
+        (b"From: sipp <sip:", b"From: sipp <", "bad From"),
+        (b"From: sipp <sip", b"From: sipp <ht tp", "bad From"),
         (b"To: service <", b"To: service ", "bad To"),
         (b"Contact: sip:sipp", b"Contact: <sip:sipp", "bad Contact"),
         (b"Call-ID: 1-12345@127.0.1.1", b"Call-ID:", "bad Call-ID: empty"),
@@ -516,7 +517,9 @@ def test_bad_header_values(old: bytes, new: bytes, message: str) -> None:
     ("start_line", "message"),
     [
         (b"INVITE sip: SIP/2.0", "bad Request-URI 'sip:': empty host"),
-        (b"INVITE http://example.com/ SIP/2.0", "bad Request-URI"),
+        (b"INVITE example.com SIP/2.0", "bad Request-URI 'example.com': no scheme"),
+        (b"INVITE http:/a<b> SIP/2.0", "bad Request-URI"),
+        (b"INVITE x-foo: SIP/2.0", "bad Request-URI 'x-foo:': empty x-foo: URI"),
         (b"INVITE sip:a@h SIP/3.0", "unsupported SIP version"),
         (b"INVITE sip:a@h HTTP/1.1", "unsupported SIP version"),
         (b"INVITE  sip:a@h SIP/2.0", "bad request line"),
