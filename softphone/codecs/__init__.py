@@ -10,16 +10,19 @@ video one ``encoder(*, width, height, fps, bitrate, fmtp)`` and ``decoder(*, fmt
 from __future__ import annotations
 
 import importlib
-from typing import Any, Protocol
+from typing import Protocol
 
 from softphone.codecs import registry
 from softphone.errors import ConfigError
 from softphone.frames import AudioFrame, VideoFrame
+from softphone.sdp.model import parse_fmtp  # the implementations read the peer's a=fmtp with it
 
 __all__ = [
+    "AudioCodec",
     "AudioDecoder",
     "AudioEncoder",
     "CodecError",
+    "VideoCodec",
     "VideoDecoder",
     "VideoEncoder",
     "audio_codec_names",
@@ -93,25 +96,28 @@ class VideoDecoder(Protocol):
     def decode(self, data: bytes) -> list[VideoFrame]: ...
 
 
+class AudioCodec(Protocol):
+    """An audio implementation entry of the registry (a class whose class methods build the coders)."""
+
+    def encoder(self, *, ptime_ms: int, fmtp: str | None, bitrate: int | None) -> AudioEncoder: ...
+
+    def decoder(self, *, fmtp: str | None) -> AudioDecoder: ...
+
+
+class VideoCodec(Protocol):
+    """A video implementation entry of the registry (a class whose class methods build the coders)."""
+
+    def encoder(self, *, width: int, height: int, fps: float, bitrate: int, fmtp: str | None) -> VideoEncoder: ...
+
+    def decoder(self, *, fmtp: str | None) -> VideoDecoder: ...
+
+
 def audio_codec_names() -> list[str]:
     """Names that :func:`create_encoder` and :func:`create_decoder` accept, in preference order."""
     return [name for name in registry.names("audio") if name not in NON_AUDIO]
 
 
-def parse_fmtp(fmtp: str | None) -> dict[str, str]:
-    """``"useinbandfec=1; maxaveragebitrate=20000"`` -> ``{"useinbandfec": "1", ...}``.
-
-    Keys are lower-cased; a bare word (``"0-16"``) maps to ``""``.
-    """
-    params: dict[str, str] = {}
-    for item in (fmtp or "").split(";"):
-        key, _, value = item.strip().partition("=")
-        if key:
-            params[key.strip().lower()] = value.strip()
-    return params
-
-
-def _implementation(name: str) -> tuple[registry.CodecInfo, Any]:
+def _implementation(name: str) -> tuple[registry.CodecInfo, AudioCodec]:
     available = ", ".join(audio_codec_names())
     try:
         info = registry.lookup(name, "audio")
@@ -124,7 +130,8 @@ def _implementation(name: str) -> tuple[registry.CodecInfo, Any]:
         )
     module_name, _, class_name = info.implementation.partition(":")
     module = importlib.import_module(module_name)
-    return info, getattr(module, class_name)
+    implementation: AudioCodec = getattr(module, class_name)
+    return info, implementation
 
 
 def create_encoder(
@@ -139,15 +146,13 @@ def create_encoder(
     info, cls = _implementation(name)
     if ptime_ms <= 0:
         raise ConfigError(None, None, None, f"ptime must be positive, not {ptime_ms}")
-    encoder: AudioEncoder = cls.encoder(ptime_ms=ptime_ms, fmtp=fmtp, bitrate=bitrate)
-    return encoder
+    return cls.encoder(ptime_ms=ptime_ms, fmtp=fmtp, bitrate=bitrate)
 
 
 def create_decoder(name: str, *, fmtp: str | None = None) -> AudioDecoder:
     """A decoder for the registry codec ``name``; same naming rules as :func:`create_encoder`."""
     _info, cls = _implementation(name)
-    decoder: AudioDecoder = cls.decoder(fmtp=fmtp)
-    return decoder
+    return cls.decoder(fmtp=fmtp)
 
 
 def video_codec_names() -> list[str]:
@@ -155,7 +160,7 @@ def video_codec_names() -> list[str]:
     return registry.names("video")
 
 
-def _video_implementation(name: str) -> Any:
+def _video_implementation(name: str) -> VideoCodec:
     try:
         info = registry.lookup(name, "video")
     except ConfigError:
@@ -163,7 +168,8 @@ def _video_implementation(name: str) -> Any:
         raise ConfigError(None, None, None, f"unknown video codec {name!r}; available: {available}") from None
     module_name, _, class_name = info.implementation.partition(":")
     module = importlib.import_module(module_name)
-    return getattr(module, class_name)
+    implementation: VideoCodec = getattr(module, class_name)
+    return implementation
 
 
 def create_video_encoder(
@@ -175,12 +181,10 @@ def create_video_encoder(
     ConfigError listing the available video codecs; so does a size the codec cannot use.
     """
     cls = _video_implementation(name)
-    encoder: VideoEncoder = cls.encoder(width=width, height=height, fps=fps, bitrate=bitrate, fmtp=fmtp)
-    return encoder
+    return cls.encoder(width=width, height=height, fps=fps, bitrate=bitrate, fmtp=fmtp)
 
 
 def create_video_decoder(name: str, *, fmtp: str | None = None) -> VideoDecoder:
     """A decoder for the registry video codec ``name``; same naming rules as :func:`create_video_encoder`."""
     cls = _video_implementation(name)
-    decoder: VideoDecoder = cls.decoder(fmtp=fmtp)
-    return decoder
+    return cls.decoder(fmtp=fmtp)

@@ -13,7 +13,7 @@ we do not ask peers for in-band FEC, and add it only for a peer that asks for it
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import av
 import numpy as np
@@ -36,7 +36,7 @@ G722_CLOCK_RATE = 8000  # RFC 3551 §4.5.2
 _PLC_TOC = ((960, bytes([31 << 3])), (480, bytes([30 << 3])), (240, bytes([29 << 3])), (120, bytes([28 << 3])))
 
 
-def _create_context(names: tuple[str, ...], mode: str) -> Any:
+def _create_context(names: tuple[str, ...], mode: Literal["r", "w"]) -> Any:
     for name in names:
         try:
             return av.CodecContext.create(name, mode)

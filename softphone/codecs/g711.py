@@ -12,12 +12,17 @@ sample-based codecs (G.711, G.722).
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from softphone.codecs import CodecError
 from softphone.errors import ConfigError
 from softphone.frames import AudioFrame
 
 SAMPLE_RATE = 8000
+#: encoding table: the uint16 bit pattern of a sample -> its code
+EncodeTable = npt.NDArray[np.uint8]
+#: decoding table: a code -> its int16 sample
+DecodeTable = npt.NDArray[np.int16]
 _POWERS_OF_TWO = 1 << np.arange(16)
 
 
@@ -30,14 +35,14 @@ def _all_int16() -> np.ndarray:
     return np.arange(-32768, 32768, dtype=np.int32)
 
 
-def _by_uint16(codes: np.ndarray) -> np.ndarray:
+def _by_uint16(codes: np.ndarray) -> EncodeTable:
     """Reorder a table over -32768..32767 so that the sample's uint16 bit pattern indexes it."""
     table = np.empty(65536, dtype=np.uint8)
     table[_all_int16() & 0xFFFF] = codes
     return table
 
 
-def _ulaw_encode_table() -> np.ndarray:
+def _ulaw_encode_table() -> EncodeTable:
     x = _all_int16()
     # 14-bit magnitude; one's complement for negative samples; 33 is the μ-law bias.
     absno = np.where(x < 0, (~x) >> 2, x >> 2) + 33
@@ -50,7 +55,7 @@ def _ulaw_encode_table() -> np.ndarray:
     return _by_uint16(codes)
 
 
-def _ulaw_decode_table() -> np.ndarray:
+def _ulaw_decode_table() -> DecodeTable:
     code = np.arange(256, dtype=np.int32)
     sign = np.where(code < 0x80, -1, 1)
     inverted = ~code
@@ -58,10 +63,11 @@ def _ulaw_decode_table() -> np.ndarray:
     mantissa = inverted & 0xF
     step = 4 << (exponent + 1)
     magnitude = (0x80 << exponent) + step * mantissa + step // 2 - 4 * 33
-    return (sign * magnitude).astype(np.int16)
+    table: DecodeTable = (sign * magnitude).astype(np.int16)
+    return table
 
 
-def _alaw_encode_table() -> np.ndarray:
+def _alaw_encode_table() -> EncodeTable:
     x = _all_int16()
     ix = np.where(x < 0, (~x) >> 4, x >> 4)  # 0 <= ix < 2048, one's complement for negatives
     exponent = np.maximum(_bit_length(ix) - 4, 0)
@@ -71,7 +77,7 @@ def _alaw_encode_table() -> np.ndarray:
     return _by_uint16(codes ^ 0x55)
 
 
-def _alaw_decode_table() -> np.ndarray:
+def _alaw_decode_table() -> DecodeTable:
     code = np.arange(256, dtype=np.int32)
     ix = (code ^ 0x55) & 0x7F
     exponent = ix >> 4
@@ -90,22 +96,22 @@ ALAW_DECODE = _alaw_decode_table()
 
 def ulaw_encode(pcm: bytes) -> bytes:
     """16-bit little-endian PCM -> μ-law bytes."""
-    return ULAW_ENCODE[np.frombuffer(pcm, dtype="<u2")].tobytes()
+    return ULAW_ENCODE.take(np.frombuffer(pcm, dtype="<u2")).tobytes()
 
 
 def ulaw_decode(payload: bytes) -> bytes:
     """μ-law bytes -> 16-bit little-endian PCM."""
-    return ULAW_DECODE[np.frombuffer(payload, dtype=np.uint8)].astype("<i2", copy=False).tobytes()
+    return ULAW_DECODE.take(np.frombuffer(payload, dtype=np.uint8)).astype("<i2", copy=False).tobytes()
 
 
 def alaw_encode(pcm: bytes) -> bytes:
     """16-bit little-endian PCM -> A-law bytes."""
-    return ALAW_ENCODE[np.frombuffer(pcm, dtype="<u2")].tobytes()
+    return ALAW_ENCODE.take(np.frombuffer(pcm, dtype="<u2")).tobytes()
 
 
 def alaw_decode(payload: bytes) -> bytes:
     """A-law bytes -> 16-bit little-endian PCM."""
-    return ALAW_DECODE[np.frombuffer(payload, dtype=np.uint8)].astype("<i2", copy=False).tobytes()
+    return ALAW_DECODE.take(np.frombuffer(payload, dtype=np.uint8)).astype("<i2", copy=False).tobytes()
 
 
 class RepeatFadeConcealer:
@@ -186,7 +192,7 @@ class G711Encoder:
     channels = 1
     rtp_clock_rate = SAMPLE_RATE
 
-    def __init__(self, name: str, table: np.ndarray, ptime_ms: int = 20) -> None:
+    def __init__(self, name: str, table: EncodeTable, ptime_ms: int = 20) -> None:
         if SAMPLE_RATE * ptime_ms % 1000:
             raise ConfigError(None, None, None, f"{name} cannot use ptime {ptime_ms} ms")
         self.name = name
@@ -196,7 +202,7 @@ class G711Encoder:
 
     def encode(self, frame: AudioFrame) -> bytes:
         check_frame(frame, SAMPLE_RATE, self.frame_samples)
-        return self._table[np.frombuffer(frame.pcm, dtype="<u2")].tobytes()
+        return self._table.take(np.frombuffer(frame.pcm, dtype="<u2")).tobytes()
 
 
 class G711Decoder:
@@ -205,7 +211,7 @@ class G711Decoder:
     sample_rate = SAMPLE_RATE
     channels = 1
 
-    def __init__(self, name: str, table: np.ndarray) -> None:
+    def __init__(self, name: str, table: DecodeTable) -> None:
         self.name = name
         self._table = table
         self._concealer = RepeatFadeConcealer(SAMPLE_RATE)
@@ -213,7 +219,7 @@ class G711Decoder:
     def decode(self, payload: bytes) -> AudioFrame:
         if not payload:
             raise CodecError(f"empty {self.name} payload")
-        pcm = self._table[np.frombuffer(payload, dtype=np.uint8)]
+        pcm = self._table.take(np.frombuffer(payload, dtype=np.uint8))
         self._concealer.remember(pcm)
         return AudioFrame(pcm.astype("<i2", copy=False).tobytes(), SAMPLE_RATE)
 

@@ -32,7 +32,7 @@ QUALITY_STEP = 3
 
 
 def _bgr_image(frame: VideoFrame, width: int, height: int) -> np.ndarray:
-    image = frame.image
+    image: np.ndarray = frame.image  # checked below: frames carry whatever the source gave
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         raise CodecError(f"a video frame must be a uint8 numpy array, not {type(image).__name__}")
     if image.ndim == 2:

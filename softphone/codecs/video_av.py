@@ -16,11 +16,13 @@ import base64
 import binascii
 import fractions
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import av
 import cv2
 import numpy as np
+from av.codec.context import ThreadType
+from av.video.codeccontext import VideoCodecContext
 from av.video.frame import PictureType
 
 from softphone.codecs import CodecError, parse_fmtp
@@ -94,11 +96,23 @@ def _bgr_image(frame: VideoFrame, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _to_bgr(frame: Any) -> np.ndarray:
+def _to_bgr(frame: av.VideoFrame) -> np.ndarray:
     """A decoded av.VideoFrame as a BGR array."""
     if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
         return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
     return np.asarray(frame.to_ndarray(format="bgr24"))
+
+
+def _create_context(codec_name: str, mode: Literal["r", "w"]) -> VideoCodecContext:
+    """An FFmpeg video encoder (``"w"``) or decoder (``"r"``) context; ConfigError when the build lacks it."""
+    what = "encoder" if mode == "w" else "decoder"
+    try:
+        context = av.CodecContext.create(codec_name, mode)
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise ConfigError(None, None, None, f"this FFmpeg build has no {codec_name} {what}") from exc
+    if not isinstance(context, VideoCodecContext):
+        raise ConfigError(None, None, None, f"{codec_name} is not a video {what}")
+    return context
 
 
 class AvVideoEncoder:
@@ -134,11 +148,8 @@ class AvVideoEncoder:
 
     # -- common ------------------------------------------------------------------
 
-    def _open(self, bitrate: int) -> Any:
-        try:
-            context = av.CodecContext.create(self.codec_name, "w")
-        except (av.error.FFmpegError, ValueError) as exc:
-            raise ConfigError(None, None, None, f"this FFmpeg build has no {self.codec_name} encoder") from exc
+    def _open(self, bitrate: int) -> VideoCodecContext:
+        context = _create_context(self.codec_name, "w")
         context.width = self.width
         context.height = self.height
         context.pix_fmt = "yuv420p"
@@ -177,7 +188,7 @@ class AvVideoEncoder:
         keyframe_due = keyframe or self._frames_since_keyframe + 1 >= self.keyframe_interval
         if self._pending_bitrate is not None and keyframe_due:
             self._reopen(self._pending_bitrate)
-        yuv = cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420)
+        yuv = np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), dtype=np.uint8)
         av_frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         av_frame.pts = self._pts
         self._pts += 1
@@ -292,12 +303,9 @@ class AvVideoDecoder:
         self._count = 0
         self._context = self._open()
 
-    def _open(self) -> Any:
-        try:
-            context = av.CodecContext.create(self.codec_name, "r")
-        except (av.error.FFmpegError, ValueError) as exc:
-            raise ConfigError(None, None, None, f"this FFmpeg build has no {self.codec_name} decoder") from exc
-        context.thread_type = "SLICE"
+    def _open(self) -> VideoCodecContext:
+        context = _create_context(self.codec_name, "r")
+        context.thread_type = ThreadType.SLICE
         return context
 
     def _has_picture(self, data: bytes) -> bool:

@@ -22,7 +22,7 @@ import importlib.util
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
 from softphone.devices import registry
 from softphone.errors import ConfigError
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 _XCB = "libxcb"  # the libraries whose duplicates hang OpenCV's Qt windows
 
 __all__ = [
+    "AudioDeviceInfo",
     "AudioSink",
     "AudioSource",
     "VideoSink",
@@ -45,6 +46,19 @@ __all__ = [
     "preload_window_libraries",
     "shared_window_libraries",
 ]
+
+
+class AudioDeviceInfo(TypedDict):
+    """One PortAudio device as ``softphone devices`` lists it."""
+
+    index: int
+    name: str
+    host_api: str
+    max_input_channels: int
+    max_output_channels: int
+    default_sample_rate: float
+    is_default_input: bool
+    is_default_output: bool
 
 
 @runtime_checkable
@@ -214,14 +228,14 @@ def preload_window_libraries() -> list[str]:
     return loaded
 
 
-def list_audio_devices() -> list[dict[str, Any]]:
+def list_audio_devices() -> list[AudioDeviceInfo]:
     """The PortAudio devices (empty when PyAudio is missing or finds none); never raises for that."""
     try:
         module = importlib.import_module("softphone.devices.audio_pyaudio")
     except ImportError as exc:
         log.warning("PyAudio is unavailable: %s", exc)
         return []
-    devices: list[dict[str, Any]] = module.list_devices()
+    devices: list[AudioDeviceInfo] = module.list_devices()
     return devices
 
 

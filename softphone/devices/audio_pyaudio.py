@@ -21,8 +21,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyaudio
 
+from softphone.devices import AudioDeviceInfo
 from softphone.errors import ConfigError
 from softphone.frames import AudioFrame
 
@@ -78,10 +80,10 @@ def _default_index(getter: Callable[[], Any]) -> int | None:
         return None
 
 
-def _describe(pa: pyaudio.PyAudio) -> list[dict[str, Any]]:
+def _describe(pa: pyaudio.PyAudio) -> list[AudioDeviceInfo]:
     default_in = _default_index(pa.get_default_input_device_info)
     default_out = _default_index(pa.get_default_output_device_info)
-    devices = []
+    devices: list[AudioDeviceInfo] = []
     for index in range(pa.get_device_count()):
         info = pa.get_device_info_by_index(index)
         try:
@@ -101,7 +103,7 @@ def _describe(pa: pyaudio.PyAudio) -> list[dict[str, Any]]:
     return devices
 
 
-def list_devices() -> list[dict[str, Any]]:
+def list_devices() -> list[AudioDeviceInfo]:
     """Every PortAudio device, or an empty list when PortAudio cannot start or finds none."""
     try:
         pa = _portaudio()
@@ -117,19 +119,27 @@ def list_devices() -> list[dict[str, Any]]:
         pa.terminate()
 
 
-def choose_device(devices: list[dict[str, Any]], device: str, direction: str) -> dict[str, Any]:
+def channels_for(info: AudioDeviceInfo, direction: str) -> int:
+    """The device's channel count in ``direction`` (``"input"`` or ``"output"``)."""
+    return info["max_input_channels"] if direction == "input" else info["max_output_channels"]
+
+
+def _is_default(info: AudioDeviceInfo, direction: str) -> bool:
+    return info["is_default_input"] if direction == "input" else info["is_default_output"]
+
+
+def choose_device(devices: list[AudioDeviceInfo], device: str, direction: str) -> AudioDeviceInfo:
     """The device for ``device`` (``default``/empty, an index, or a name or part of one) in ``direction``.
 
     ``direction`` is ``"input"`` or ``"output"``; only devices with channels that way count.
     """
-    channels_key = f"max_{direction}_channels"
-    usable = [d for d in devices if d[channels_key] > 0]
+    usable = [d for d in devices if channels_for(d, direction) > 0]
     if not usable:
         raise ConfigError(None, None, None, f"no PyAudio {direction} device found (no sound card or sound server?)")
     wanted = device.strip()
     if wanted.lower() in ("", "default"):
         for d in usable:
-            if d[f"is_default_{direction}"]:
+            if _is_default(d, direction):
                 return d
         named = [d for d in usable if d["name"].lower() == "default"]
         return named[0] if named else usable[0]
@@ -207,10 +217,10 @@ class StreamResampler:
         self.channels = channels
         self._step = from_rate / to_rate
         self._pos = 0.0  # where the next output sample lies, in input samples from _tail[0]
-        self._tail = np.zeros((0, channels))
+        self._tail: npt.NDArray[np.float64] = np.zeros((0, channels))
 
     def convert(self, pcm: bytes) -> bytes:
-        x = np.frombuffer(pcm, dtype="<i2").reshape(-1, self.channels).astype(np.float64)
+        x: npt.NDArray[np.float64] = np.frombuffer(pcm, dtype="<i2").reshape(-1, self.channels).astype(np.float64)
         if len(self._tail):
             x = np.concatenate([self._tail, x])
         last = len(x) - 1
@@ -219,7 +229,7 @@ class StreamResampler:
             return b""
         # Output samples at positions pos, pos + step, ... strictly before x[last]; the rest next time.
         count = max(0, int(np.ceil((last - self._pos) / self._step)))
-        positions = self._pos + self._step * np.arange(count)
+        positions = self._pos + self._step * np.arange(count, dtype=np.float64)
         grid = np.arange(len(x))
         out = np.stack([np.interp(positions, grid, x[:, c]) for c in range(self.channels)], axis=1)
         self._pos += count * self._step - last
@@ -276,7 +286,7 @@ class _PyAudioDevice:
             raise ConfigError(None, None, None, f"PortAudio did not start: {exc}") from exc
         try:
             info = choose_device(_describe(self._pa), device, self.direction)
-            if info[f"max_{self.direction}_channels"] < channels:
+            if channels_for(info, self.direction) < channels:
                 raise ConfigError(None, None, None, f"PyAudio device {info['name']!r} has fewer than "
                                                     f"{channels} {self.direction} channels")
             self.device_index: int = info["index"]
@@ -293,7 +303,7 @@ class _PyAudioDevice:
         """Samples dropped because the ring overflowed."""
         return self._ring.dropped // (self.channels * BYTES_PER_SAMPLE)
 
-    def _open_stream(self, info: dict[str, Any], forced: int | None) -> tuple[Any, int]:
+    def _open_stream(self, info: AudioDeviceInfo, forced: int | None) -> tuple[Any, int]:
         rates = [forced or self.sample_rate]
         native = int(info["default_sample_rate"])
         if native > 0 and native not in rates:

@@ -19,11 +19,11 @@ import time
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import av
 import cv2
 import numpy as np
+from av.video.stream import VideoStream
 
 from softphone.errors import ConfigError
 from softphone.frames import VideoFrame
@@ -59,7 +59,7 @@ class _PyAvWriter:
 
     def __init__(self, path: str, codecs: tuple[str, ...], width: int, height: int, fps: float) -> None:
         self.width, self.height = _even(width), _even(height)
-        self._container: Any = av.open(path, mode="w")
+        self._container = av.open(path, mode="w")
         self._last_pts = -1
         self._pix_fmt = "yuv420p"
         try:
@@ -68,7 +68,7 @@ class _PyAvWriter:
             self._container.close()
             raise
 
-    def _add_stream(self, codecs: tuple[str, ...], fps: float) -> Any:
+    def _add_stream(self, codecs: tuple[str, ...], fps: float) -> VideoStream:
         for name in codecs:
             try:
                 av.codec.Codec(name, "w")
@@ -76,6 +76,8 @@ class _PyAvWriter:
                 log.info("video encoder %s is not available", name)
                 continue
             stream = self._container.add_stream(name, rate=Fraction(fps).limit_denominator(1001))
+            if not isinstance(stream, VideoStream):
+                raise ConfigError(None, None, None, f"{name} is not a video encoder")
             self._pix_fmt = "bgr0" if name == "ffv1" else "yuv420p"
             stream.width, stream.height, stream.pix_fmt = self.width, self.height, self._pix_fmt
             stream.time_base = TIME_BASE
@@ -110,7 +112,7 @@ class _OpenCvWriter:
 
     def __init__(self, path: str, fourcc: str, width: int, height: int, fps: float) -> None:
         self.width, self.height = width, height
-        self._writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+        self._writer = cv2.VideoWriter(path, cv2.VideoWriter.fourcc(*fourcc), fps, (width, height))
         if not self._writer.isOpened():
             raise ConfigError(None, None, None, f"cv2.VideoWriter cannot write {fourcc} to {path!r}")
 

@@ -22,7 +22,6 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -121,7 +120,7 @@ class OpenCVSource:
         self._thread = threading.Thread(target=self._run, name=f"opencv-capture {target}", daemon=True)
         self._thread.start()
 
-    def _open(self, target: str, width: int, height: int, fps: float) -> Any:
+    def _open(self, target: str, width: int, height: int, fps: float) -> cv2.VideoCapture:
         if self.is_camera:
             capture = cv2.VideoCapture(int(target))
             if not capture.isOpened():

@@ -16,6 +16,7 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from softphone.errors import ConfigError
 from softphone.frames import AudioFrame
@@ -99,14 +100,16 @@ def _read_riff(path: Path) -> tuple[np.ndarray, int]:
 # --------------------------------------------------------------------------- resampling
 
 
-def resample(x: np.ndarray, from_rate: int, to_rate: int, antialias: bool = True) -> np.ndarray:
+def resample(
+    x: npt.NDArray[np.float64], from_rate: int, to_rate: int, antialias: bool = True
+) -> npt.NDArray[np.float64]:
     """One channel resampled by linear interpolation, low-pass filtered first when shrinking."""
     if from_rate == to_rate or len(x) == 0:
         return x
     if antialias and to_rate < from_rate:
         x = _lowpass(x, to_rate / from_rate)
     count = int(math.floor(len(x) * to_rate / from_rate))
-    positions = np.arange(count) * (from_rate / to_rate)
+    positions = np.arange(count, dtype=np.float64) * (from_rate / to_rate)
     return np.interp(positions, np.arange(len(x)), x)
 
 

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from softphone.codecs import AudioDecoder, AudioEncoder, CodecError, create_decoder, create_encoder
 from softphone.codecs.dtmf import DtmfReceiver, DtmfSender
@@ -29,6 +29,9 @@ from softphone.rtp.session import RtpSession
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[str, dict[str, Any]], None]
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+_Device = TypeVar("_Device")
 
 SENDING = frozenset({"sendrecv", "sendonly"})
 RECEIVING = frozenset({"sendrecv", "recvonly"})
@@ -299,7 +302,7 @@ class AudioStream:
     # ------------------------------------------------------------ reporting
 
     def summary(self) -> dict[str, Any]:
-        stats = self.session.summary()
+        stats: dict[str, Any] = dict(self.session.summary())
         stats.update({
             "concealed": self.jitter.concealed,
             "late": self.jitter.late,
@@ -334,7 +337,7 @@ class _Offload:
         self.cost: float | None = None
         self._count = 0
 
-    async def run(self, loop: asyncio.AbstractEventLoop, work: Callable[[Any], Any], item: Any) -> Any:
+    async def run(self, loop: asyncio.AbstractEventLoop, work: Callable[[_In], _Out], item: _In) -> _Out:
         if self.inline:
             value, spent = _timed(work, item)
         else:
@@ -351,7 +354,7 @@ class _Offload:
             self.inline = True
 
 
-def _timed(work: Callable[[Any], Any], item: Any) -> tuple[Any, float]:
+def _timed(work: Callable[[_In], _Out], item: _In) -> tuple[_Out, float]:
     started = time.thread_time()
     return work(item), time.thread_time() - started
 
@@ -361,8 +364,8 @@ _UNAVAILABLE: dict[str, float] = {}
 RETRY_AFTER = 10.0
 
 
-def _open_or_fallback(opener: Callable[..., Any], spec: str, fallback: str, rate: int, samples: int,
-                      on_event: EventCallback) -> Any:
+def _open_or_fallback(opener: Callable[..., _Device], spec: str, fallback: str, rate: int, samples: int,
+                      on_event: EventCallback) -> _Device:
     """Open a device; a device that cannot be opened must not cost the call."""
     failed = _UNAVAILABLE.get(spec)
     if failed is None or time.monotonic() - failed > RETRY_AFTER:

@@ -19,7 +19,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from softphone.codecs import CodecError, create_video_decoder, create_video_encoder
 from softphone.devices import VideoSink, VideoSource, open_video_sink, open_video_source
@@ -36,6 +36,7 @@ from softphone.rtp.session import RtpSession
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[str, dict[str, Any]], None]
+_Device = TypeVar("_Device")
 CLOCK = 90000  # RFC 3551: video payload formats use a 90 kHz clock
 SENDING = frozenset({"sendrecv", "sendonly"})
 RECEIVING = frozenset({"sendrecv", "recvonly"})
@@ -400,7 +401,9 @@ def _even(value: float) -> int:
     return max(2, int(value) // 2 * 2)
 
 
-def _open_or_null(opener: Callable[..., Any], spec: str, fallback: str, on_event: EventCallback, **kwargs: Any) -> Any:
+def _open_or_null(
+    opener: Callable[..., _Device], spec: str, fallback: str, on_event: EventCallback, **kwargs: Any
+) -> _Device:
     """A camera or window that cannot be opened must not cost the call: use ``null:``."""
     try:
         return opener(spec, **kwargs)

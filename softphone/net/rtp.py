@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import socket
@@ -40,7 +41,8 @@ class RtpPortPair:
         for sock, is_rtcp in ((self.rtp, False), (self.rtcp, True)):
             self._handed.append(sock)  # from here on the transport closes it
             try:
-                transport, _ = await loop.create_datagram_endpoint(lambda r=is_rtcp: _Datagrams(self, r), sock=sock)
+                protocol = functools.partial(_Datagrams, self, is_rtcp)
+                transport, _ = await loop.create_datagram_endpoint(protocol, sock=sock)
             except OSError:
                 sock.close()
                 return

@@ -6,6 +6,7 @@ from softphone.sdp.model import (
     MediaDescription,
     Origin,
     SessionDescription,
+    parse_fmtp,
 )
 from softphone.sdp.negotiate import (
     CodecSpec,
@@ -29,5 +30,6 @@ __all__ = [
     "StreamConfig",
     "answer_offer",
     "build_offer",
+    "parse_fmtp",
     "process_answer",
 ]

@@ -105,6 +105,21 @@ class Attribute:
         return self.name if self.value is None else f"{self.name}:{self.value}"
 
 
+def parse_fmtp(fmtp: str | None) -> dict[str, str]:
+    """The format parameters of an a=fmtp value, in the ``key=value;...`` form the codec
+    RFCs use (RFC 6184, RFC 7587, RFC 7798): ``"useinbandfec=1; maxaveragebitrate=20000"``
+    -> ``{"useinbandfec": "1", "maxaveragebitrate": "20000"}``.
+
+    Keys are lower-cased; a bare word (RFC 4733's ``"0-16"``) maps to ``""``.
+    """
+    params: dict[str, str] = {}
+    for item in (fmtp or "").split(";"):
+        key, _, value = item.strip().partition("=")
+        if key:
+            params[key.strip().lower()] = value.strip()
+    return params
+
+
 def _parse_bandwidth(value: str) -> tuple[str, int]:
     bwtype, sep, amount = value.partition(":")
     if not sep or not bwtype or not amount.strip().isdigit():

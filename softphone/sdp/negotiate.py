@@ -16,6 +16,7 @@ from softphone.sdp.model import (
     MediaDescription,
     Origin,
     SessionDescription,
+    parse_fmtp,
 )
 
 log = logging.getLogger(__name__)
@@ -129,15 +130,6 @@ def _addrtype(address: str) -> str:
     return "IP6" if ":" in address else "IP4"
 
 
-def _fmtp_params(fmtp: str | None) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for item in (fmtp or "").split(";"):
-        key, _, value = item.strip().partition("=")
-        if key:
-            params[key.strip().lower()] = value.strip()
-    return params
-
-
 def _is_unsupported_proto(proto: str) -> bool:
     upper = proto.upper()
     return "SAVP" in upper or "TLS" in upper or upper not in SUPPORTED_PROTOS
@@ -154,16 +146,16 @@ def _codec_matches(
         return False
     if name.lower() == "h264":
         # RFC 6184 §8.1: packetization-mode absent means 0; the modes must agree.
-        ours = _fmtp_params(spec_fmtp).get("packetization-mode", "0")
-        theirs = _fmtp_params(fmtp).get("packetization-mode", "0")
+        ours = parse_fmtp(spec_fmtp).get("packetization-mode", "0")
+        theirs = parse_fmtp(fmtp).get("packetization-mode", "0")
         return ours == theirs
     return True
 
 
 def _h264_answer_fmtp(ours: str | None, offered: str | None) -> str | None:
     """Our fmtp with the offer's profile-level-id (any profile is accepted)."""
-    offered_params = _fmtp_params(offered)
-    params = _fmtp_params(ours)
+    offered_params = parse_fmtp(offered)
+    params = parse_fmtp(ours)
     for key in ("profile-level-id", "packetization-mode"):
         if key in offered_params:
             params[key] = offered_params[key]

@@ -11,6 +11,7 @@ import pytest
 from softphone.codecs import audio_codec_names, create_decoder, create_encoder, parse_fmtp, registry
 from softphone.errors import ConfigError
 from softphone.frames import AudioFrame
+from softphone.sdp.model import parse_fmtp as sdp_parse_fmtp
 
 EXPECTED = {  # name: (sample_rate, rtp_clock_rate)
     "PCMU": (8000, 8000),
@@ -72,14 +73,8 @@ def test_bad_ptime_is_a_config_error() -> None:
         create_encoder("opus", ptime_ms=30)
 
 
-def test_parse_fmtp() -> None:
-    assert parse_fmtp(None) == {}
-    assert parse_fmtp("useinbandfec=1; MaxAverageBitrate=20000;;stereo = 0") == {
-        "useinbandfec": "1",
-        "maxaveragebitrate": "20000",
-        "stereo": "0",
-    }
-    assert parse_fmtp("0-16") == {"0-16": ""}
+def test_codecs_read_fmtp_with_the_sdp_parser() -> None:
+    assert parse_fmtp is sdp_parse_fmtp
 
 
 def test_importing_the_package_loads_no_heavy_library() -> None:

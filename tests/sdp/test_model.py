@@ -11,6 +11,7 @@ from softphone.sdp.model import (
     MediaDescription,
     Origin,
     SessionDescription,
+    parse_fmtp,
 )
 
 SIPP_AUDIO_VIDEO = (
@@ -304,3 +305,17 @@ def test_non_utf8_is_an_sdp_error() -> None:
 
 def test_sdp_error_means_488() -> None:
     assert SdpError("x").status == 488
+
+
+def test_parse_fmtp() -> None:
+    assert parse_fmtp(None) == {}
+    assert parse_fmtp("useinbandfec=1; MaxAverageBitrate=20000;;stereo = 0") == {
+        "useinbandfec": "1",
+        "maxaveragebitrate": "20000",
+        "stereo": "0",
+    }
+    assert parse_fmtp("0-16") == {"0-16": ""}
+    assert parse_fmtp("profile-level-id=42e01f;packetization-mode=1") == {
+        "profile-level-id": "42e01f",
+        "packetization-mode": "1",
+    }
