@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 from softphone.config import Config
 from softphone.errors import ConfigError, ParseError, TransportError
+from softphone.events import PhoneEvent, RegistrationEvent
 from softphone.net.sip import SipNetwork
 from softphone.sip.auth import Credentials
 from softphone.sip.endpoint import Endpoint, Peer
 from softphone.sip.headers import NameAddress
+from softphone.sip.message import Request, Response
 from softphone.sip.registration import Registration, RegistrationChanged, RegistrationCommand, SendRegister
 from softphone.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
 
-EventSink = Callable[[dict[str, Any]], None]
+EventSink = Callable[[PhoneEvent], None]
 
 
 @dataclass(frozen=True)
@@ -41,19 +43,19 @@ class Account:
 
     @property
     def domain(self) -> str:
-        return self.aor.uri.host
+        return self.aor.uri.as_sip().host
 
     def target(self, who: str) -> SipUri:
         """``bob`` or ``sip:bob@domain``: who to call through this account."""
         if ":" in who and who.split(":", 1)[0].lower() in ("sip", "sips", "tel"):
             return SipUri.parse(who)
         user, _, host = who.partition("@")
-        return SipUri("sip", user, None, host or self.domain, None if host else self.aor.uri.port)
+        return SipUri("sip", user, None, host or self.domain, None if host else self.aor.uri.as_sip().port)
 
 
 def _uri(config: Config, section: str, key: str, text: str) -> SipUri:
     try:
-        return NameAddress.parse(text).uri
+        return NameAddress.parse(text).uri.as_sip()
     except ParseError as exc:
         raise ConfigError(config.path, section, key, f"not a SIP URI: {exc}") from None
 
@@ -67,6 +69,7 @@ def accounts_from_config(config: Config) -> list[Account]:
         section = f"proxy_{proxy.index}"
         try:
             aor = NameAddress.parse(proxy.reg_identity)
+            aor.uri.as_sip()  # an address-of-record is a SIP URI (RFC 3261 §10.2)
         except ParseError as exc:
             raise ConfigError(config.path, section, "reg_identity", f"not a SIP address: {exc}") from None
         registrar = _uri(config, section, "reg_proxy", proxy.reg_proxy)
@@ -86,7 +89,8 @@ def _for_account(credentials: Credentials, aor: NameAddress, config: Config, ind
     info = next(a for a in config.auth_infos if a.username == credentials.username)
     if len(config.proxies) == 1:
         return True
-    return info.username == aor.uri.user and (not info.domain or info.domain == aor.uri.host)
+    uri = aor.uri.as_sip()
+    return info.username == uri.user and (not info.domain or info.domain == uri.host)
 
 
 class Registrar:
@@ -104,6 +108,7 @@ class Registrar:
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._flows: dict[int, Peer] = {}  # registration -> where its REGISTERs go
+        self._unregistered: asyncio.Event | None = None  # while stopping: set once no unregistration is pending
 
     def start(self, accounts: list[Account]) -> None:
         for account in accounts:
@@ -113,7 +118,7 @@ class Registrar:
             registration = Registration(
                 aor=account.aor, registrar=account.proxy.without_params("lr"), local=local,
                 credentials=account.credentials, expires=account.expires,
-                route=account.route if account.route[0].uri.host_port != account.proxy.host_port else (),
+                route=account.route if account.route[0].uri.as_sip().host_port != account.proxy.host_port else (),
                 instance_id=account.instance_id, user_agent=self.user_agent,
             )
             self.registrations.append((account, registration))
@@ -129,9 +134,14 @@ class Registrar:
             if isinstance(command, SendRegister):
                 self._spawn(self._send(account, registration, command))
             elif isinstance(command, RegistrationChanged):
-                self.on_event({"event": "registration", "account": str(account.aor.uri), "state": command.state,
-                               "sip_code": command.sip_code, "reason": command.reason, "expires": command.expires})
+                self.on_event(RegistrationEvent(str(account.aor.uri), command.state, command.sip_code,
+                                                command.reason, command.expires))
         self._schedule(account, registration)
+        if self._unregistered is not None and not self._unregistering():
+            self._unregistered.set()
+
+    def _unregistering(self) -> bool:
+        return any(r.state == "unregistering" for _, r in self.registrations)
 
     async def _send(self, account: Account, registration: Registration, command: SendRegister) -> None:
         try:
@@ -166,33 +176,40 @@ class Registrar:
                 deadline, lambda: self._run(account, registration, registration.handle_timer(self.network.now()))
             )
 
-    def on_response(self, response: Any) -> None:
+    def on_response(self, response: Response) -> None:
         found = self.handles(response.call_id)
         if found is not None:
             account, registration = found
             self._run(account, registration, registration.on_response(response, self.network.now()))
 
-    def on_timeout(self, request: Any) -> None:
+    def on_timeout(self, request: Request) -> None:
         found = self.handles(request.call_id)
         if found is not None:
             account, registration = found
             self._run(account, registration, registration.on_timeout(request, self.network.now()))
 
     async def stop(self, timeout: float = 2.0) -> None:
-        """Unregister every account (Expires: 0) and wait briefly for the answers."""
+        """Unregister every account (Expires: 0) and wait, at most ``timeout`` seconds, until
+        each unregistration is answered or has failed."""
         for account, registration in self.registrations:
             if registration.state not in ("unregistered", "idle", "unregistering"):
                 self._run(account, registration, registration.unregister(self.network.now()))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline and any(r.state == "unregistering" for _, r in self.registrations):
-            await asyncio.sleep(0.02)
+        # created once every unregistration has started: one that ends at once (nothing was
+        # bound) must not end the wait; answers and failures only arrive later, from the loop
+        self._unregistered = asyncio.Event()
+        if not self._unregistering():
+            self._unregistered.set()
+        try:
+            await asyncio.wait_for(self._unregistered.wait(), timeout)
+        except asyncio.TimeoutError:
+            pending = [str(a.aor.uri) for a, r in self.registrations if r.state == "unregistering"]
+            log.info("no answer to the unregistration of %s within %.1f s", ", ".join(pending), timeout)
         for timer in self._timers.values():
             timer.cancel()
         for task in self._tasks:
             task.cancel()
 
-    def _spawn(self, coroutine: Any) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -308,14 +308,9 @@ class DigestSession:
         self.credentials = credentials
         self._new_cnonce = cnonce or _random_cnonce
         self._nonces: dict[tuple[str, bool], _NonceState] = {}
-        self._answered: dict[tuple[str, bool], Challenge] = {}
 
     def __repr__(self) -> str:
-        return f"DigestSession({self.credentials!r}, realms={sorted(realm for realm, _ in self._answered)!r})"
-
-    def previous(self, challenge: Challenge) -> Challenge | None:
-        """The last challenge answered for the same realm and header, for is_stale_retry."""
-        return self._answered.get((challenge.realm, challenge.proxy))
+        return f"DigestSession({self.credentials!r}, realms={sorted(realm for realm, _ in self._nonces)!r})"
 
     def authorize(self, challenge: Challenge, method: str, uri: str, body: bytes = b"") -> tuple[str, str]:
         """The (header name, header value) answering ``challenge`` for a request
@@ -360,7 +355,6 @@ class DigestSession:
             parts += [f"qop={qop}", f"nc={nc}"]
         if challenge.opaque is not None:
             parts.append(f"opaque={quote_string(challenge.opaque)}")
-        self._answered[(challenge.realm, challenge.proxy)] = challenge
         log.debug("answering %s challenge for realm %r with %s", challenge.header_name, challenge.realm, algorithm)
         return challenge.header_name, "Digest " + ", ".join(parts)
 

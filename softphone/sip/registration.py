@@ -110,10 +110,10 @@ class Registration:
 
     @property
     def contact(self) -> SipUri:
-        return self.local.contact_uri(self.aor.uri.user)
+        return self.local.contact_uri(self.aor.uri.as_sip().user)
 
     def next_hop(self) -> SipUri:
-        return self.route[0].uri if self.route else self.registrar
+        return self.route[0].uri.as_sip() if self.route else self.registrar
 
     # ------------------------------------------------------------ requests
 
@@ -163,9 +163,6 @@ class Registration:
         return [*self._send(0), RegistrationChanged(self.state)]
 
     # ------------------------------------------------------------ events
-
-    def owns(self, response: Response) -> bool:
-        return response.call_id == self.call_id
 
     def on_response(self, response: Response, now: float) -> list[RegistrationCommand]:
         if self._pending is None or response.cseq.number != self._pending.cseq.number:
@@ -225,8 +222,9 @@ class Registration:
     def _granted_expiry(self, response: Response) -> int:
         """RFC 3261 §10.2.4: the expiry of our Contact in the 200, else Expires, else ours."""
         for contact in response.contacts:
-            if contact.uri.matches(self.contact) or (
-                contact.uri.host == self.contact.host and contact.uri.port == self.contact.port
+            uri = contact.uri
+            if uri.matches(self.contact) or (
+                isinstance(uri, SipUri) and uri.host == self.contact.host and uri.port == self.contact.port
             ):
                 value = contact.param("expires")
                 if value is not None and value.isdigit():

@@ -111,6 +111,35 @@ def test_stale_nonce_is_retried() -> None:
     assert states(reg.on_response(ok(third, 30), 0.3)) == ["registered"]
 
 
+def test_wrong_password_with_a_fresh_nonce_fails_at_once() -> None:
+    """Registrars that hand out a new nonce with every 401 still refuse: no stale=true, no retry."""
+    reg = registration(password="wrong")
+    first = sent(reg.start(0.0))
+    second = sent(reg.on_response(challenge(first), 0.1))
+    out = reg.on_response(challenge(second, CHALLENGE.replace("abc123", "fresh1")), 0.2)
+    assert states(out) == ["failed"] and reg.auth_failed
+    assert not [c for c in out if isinstance(c, SendRegister)]
+
+
+def test_stale_nonce_on_refresh_is_retried_without_a_failure() -> None:
+    reg = registration()
+    first = sent(reg.start(0.0))
+    second = sent(reg.on_response(challenge(first), 0.1))
+    reg.on_response(ok(second, expires=60), 0.2)
+    deadline = reg.next_deadline()
+    assert deadline is not None
+    refresh = sent(reg.handle_timer(deadline))
+    stale = CHALLENGE.replace("abc123", "def456") + ", stale=true"
+    out = reg.on_response(challenge(refresh, stale), deadline + 0.1)
+    retry = sent(out)
+    assert states(out) == [] and reg.state == "refreshing"
+    header = retry.headers.get("Authorization") or ""
+    assert 'nonce="def456"' in header and "nc=00000001" in header
+    assert retry.cseq.number == refresh.cseq.number + 1
+    assert states(reg.on_response(ok(retry, 60), deadline + 0.2)) == ["registered"]
+    assert reg.failures == 0 and not reg.auth_failed
+
+
 def test_proxy_challenge_gets_proxy_authorization() -> None:
     reg = registration()
     first = sent(reg.start(0.0))
