@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TextIO
 
 from softphone import __version__
+from softphone.call.states import CallResult, EndCause, Progress
 from softphone.config import Config, default_config, default_config_path, load
 from softphone.errors import (
     AuthenticationFailed,
@@ -23,6 +24,7 @@ from softphone.errors import (
     TransportError,
     UsageError,
 )
+from softphone.events import CallSummary, Devices, PhoneEvent, RegistrationEvent, StateEvent, Summary
 
 log = logging.getLogger("softphone")
 
@@ -121,34 +123,14 @@ class Output:
         self.as_json = as_json
         self.stream = stream or sys.stdout
 
-    def event(self, event: dict[str, Any]) -> None:
+    def event(self, event: PhoneEvent) -> None:
         if self.as_json:
-            self.stream.write(json.dumps(event, sort_keys=False) + "\n")
+            self.stream.write(json.dumps(event.to_json(), sort_keys=False) + "\n")
         else:
-            text = _human(event)
+            text = event.human()
             if text:
                 self.stream.write(text + "\n")
         self.stream.flush()
-
-
-def _human(event: dict[str, Any]) -> str | None:
-    kind = event.get("event")
-    if kind == "listening":
-        return f"listening on {event['transport']} {event['host']}:{event['port']}"
-    if kind == "incoming":
-        return f"incoming call from {event['from']}"
-    if kind == "state" and event["state"] not in ("ended",):
-        code = f" ({event['sip_code']})" if event.get("sip_code") else ""
-        return f"call {event['state']}{code}"
-    if kind == "registration":
-        code = f" ({event['sip_code']})" if event.get("sip_code") else ""
-        expires = f", expires in {event['expires']} s" if event.get("expires") else ""
-        reason = f": {event['reason']}" if event.get("reason") else ""
-        return f"{event['account']}: {event['state']}{code}{expires}{reason}"
-    if kind == "call_end":
-        code = f" {event['sip_code']}" if event.get("sip_code") else ""
-        return f"call ended: {event['result']}{code}"
-    return None
 
 
 def _load_config(args: argparse.Namespace) -> Config:
@@ -250,30 +232,26 @@ async def cmd_call(args: argparse.Namespace, config: Config, out: Output) -> int
             await _in_call(session, args.dtmf, args.duration)
             await asyncio.Event().wait()  # stay until the call ends
 
-        tasks = {asyncio.create_task(stop.wait()), asyncio.create_task(while_up()),
-                 asyncio.ensure_future(asyncio.shield(session.done))}
+        tasks: set[asyncio.Future[Any]] = {asyncio.create_task(stop.wait()), asyncio.create_task(while_up()),
+                                           asyncio.ensure_future(asyncio.shield(session.done))}
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        if not session.done.done():
-            session.hangup()
-        summary = await session.wait(timeout=40)
         for task in tasks:
             task.cancel()
     finally:
-        await phone.close()
-    out.event({"event": "summary", **summary})
+        await phone.close()  # hangs up (BYE or CANCEL) a call still in progress
+    summary = session.done.result() if session.done.done() else session.summary()
+    out.event(Summary(summary.as_summary()))
     return _exit_code(summary)
 
 
-def _exit_code(summary: dict[str, Any]) -> int:
-    result = summary.get("result")
-    reason = summary.get("reason") or ""
-    if result in ("completed", "cancelled"):
+def _exit_code(summary: CallSummary) -> int:
+    result, reason, code = summary.result, summary.reason or "", summary.sip_code
+    if result in (CallResult.COMPLETED, CallResult.CANCELLED):
         return 0
-    if result == "timeout":
+    if result == CallResult.TIMEOUT:
         print(f"softphone: {NoResponse('no response from the peer')}", file=sys.stderr)
         return NoResponse.exit_code
-    code = summary.get("sip_code")
-    if result == "error" and (code is None or reason.startswith("no RTP")):
+    if result == CallResult.ERROR and summary.cause in (EndCause.TRANSPORT_ERROR, EndCause.NO_RTP):
         print(f"softphone: {TransportError(reason or 'transport error')}", file=sys.stderr)
         return TransportError.exit_code
     print(f"softphone: {CallFailed(code or 0, reason)}", file=sys.stderr)
@@ -289,16 +267,15 @@ async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> i
     stop = asyncio.Event()
     in_call: set[asyncio.Task[None]] = set()
 
-    def on_event(event: dict[str, Any]) -> None:
+    def on_event(event: PhoneEvent) -> None:
         out.event(event)
-        kind = event.get("event")
-        if kind == "state" and event.get("state") == "confirmed" and event["call_id"] in phone.sessions:
-            session = phone.sessions[event["call_id"]]
+        if isinstance(event, StateEvent) and event.state == Progress.CONFIRMED and event.call_id in phone.sessions:
+            session = phone.sessions[event.call_id]
             if args.dtmf or args.duration is not None:
                 task = asyncio.get_running_loop().create_task(_in_call(session, args.dtmf, args.duration))
                 in_call.add(task)
                 task.add_done_callback(in_call.discard)
-        if kind == "call_end" and args.once:
+        if isinstance(event, CallSummary) and args.once:
             stop.set()
 
     phone = Phone(config, bind=args.bind, on_event=on_event)
@@ -322,8 +299,8 @@ async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> i
         for task in list(in_call):
             task.cancel()
         await phone.close()
-    answered = sum(1 for s in phone.finished if s.get("timeline", {}).get("answered") is not None)
-    out.event({"event": "summary", "calls": phone.finished, "answered": answered})
+    answered = sum(1 for s in phone.finished if s.timeline.get("answered") is not None)
+    out.event(Summary({"calls": [s.as_summary() for s in phone.finished], "answered": answered}))
     return 0
 
 
@@ -332,9 +309,9 @@ async def cmd_register(args: argparse.Namespace, config: Config, out: Output) ->
 
     changed = asyncio.Event()
 
-    def on_event(event: dict[str, Any]) -> None:
+    def on_event(event: PhoneEvent) -> None:
         out.event(event)
-        if event.get("event") == "registration":
+        if isinstance(event, RegistrationEvent):
             changed.set()
 
     phone = Phone(config, bind=args.bind, on_event=on_event, media=False)
@@ -352,8 +329,8 @@ async def cmd_register(args: argparse.Namespace, config: Config, out: Output) ->
             await stop.wait()
     finally:
         await phone.close()
-    out.event({"event": "summary", "registrations": [
-        {"account": str(r.aor.uri), "state": r.state, "expires": r.granted} for r in registrations]})
+    out.event(Summary({"registrations": [
+        {"account": str(r.aor.uri), "state": r.state, "expires": r.granted} for r in registrations]}))
     return code
 
 
@@ -389,7 +366,7 @@ async def cmd_devices(args: argparse.Namespace, config: Config, out: Output) -> 
 
     devices = list_audio_devices()
     if args.json:
-        out.event({"event": "devices", "audio": devices})
+        out.event(Devices(tuple(devices)))
         return 0
     if not devices:
         print("no sound devices found (PortAudio)")
@@ -409,7 +386,9 @@ async def cmd_devices(args: argparse.Namespace, config: Config, out: Output) -> 
 async def cmd_demo(args: argparse.Namespace, config: Config, out: Output) -> int:
     from softphone.demo import run_demo
 
-    return await run_demo(config, out, as_json=args.json)
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    return await run_demo(config, out, as_json=args.json, stop=stop)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Config, Output], Coroutine[Any, Any, int]]] = {

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from collections.abc import Awaitable
+from typing import Protocol
 
+from softphone.call.states import CallResult
 from softphone.config import Config
+from softphone.errors import StateError
+from softphone.events import CallSummary, Listening, PhoneEvent, Summary
 from softphone.phone import IncomingPolicy, Phone
 from softphone.session import MediaChoice
 
@@ -13,11 +17,16 @@ ORDER = ("invite_sent", "trying", "ringing", "answered", "ack", "first_audio_rx"
 
 
 class EventOutput(Protocol):
-    def event(self, event: dict[str, Any]) -> None: ...
+    def event(self, event: PhoneEvent) -> None: ...
 
 
-async def run_demo(config: Config, out: EventOutput, *, as_json: bool = False, duration: float = 1.0) -> int:
-    """Run an auto-answering peer and a caller in this process on 127.0.0.1."""
+async def run_demo(
+    config: Config, out: EventOutput, *, as_json: bool = False, duration: float = 1.0,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Run an auto-answering peer and a caller in this process on 127.0.0.1. ``stop``
+    set (a signal) hangs up at once; the summary is printed all the same (exit 130)."""
+    stop = stop or asyncio.Event()
     loopback = config.with_values("sip", sip_port=0, sip_tcp_port=0).with_values(
         "rtp", audio_rtp_port=(0, 0), video_rtp_port=(0, 0)
     )
@@ -33,29 +42,47 @@ async def run_demo(config: Config, out: EventOutput, *, as_json: bool = False, d
         port = callee.ports()["udp"]
         target = f"sip:demo@127.0.0.1:{port}"
         if not as_json:
-            out.event({"event": "listening", "transport": "udp", "host": "127.0.0.1", "port": port})
+            out.event(Listening("udp", "127.0.0.1", port))
         session = await caller.call(target, media=MediaChoice(audio_source="tone: 440", audio_sink="null:"))
-        await session.wait_state("confirmed", timeout=10)
-        await asyncio.sleep(duration)
+        try:
+            if await _unless(stop, session.wait_state("confirmed", timeout=10)):
+                await _unless(stop, asyncio.sleep(duration))
+        except StateError:
+            pass  # the call ended before it was answered: its summary says how
         session.hangup()
         summary = await session.wait(timeout=10)
     finally:
         await caller.close()
         await callee.close()
     if as_json:
-        out.event({"event": "summary", **summary})
+        out.event(Summary(summary.as_summary()))
     else:
         _print_timeline(summary, target)
-    return 0 if summary["result"] == "completed" else 4
+    if stop.is_set():
+        return 130
+    return 0 if summary.result == CallResult.COMPLETED else 4
 
 
-def _print_timeline(summary: dict[str, Any], target: str) -> None:
-    print(f"demo call to {target}: {summary['result']} (SIP {summary['sip_code']})")
+async def _unless(stop: asyncio.Event, awaitable: Awaitable[object]) -> bool:
+    """Await ``awaitable`` unless ``stop`` is set first (then cancel it): whether it finished."""
+    work = asyncio.ensure_future(awaitable)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({work, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not work.done():
+        work.cancel()
+        return False
+    work.result()
+    return True
+
+
+def _print_timeline(summary: CallSummary, target: str) -> None:
+    result = summary.result.value if summary.result is not None else "unknown"
+    print(f"demo call to {target}: {result} (SIP {summary.sip_code})")
     for name in ORDER:
-        if name in summary["timeline"]:
-            print(f"  {summary['timeline'][name] * 1000:9.1f} ms  {name}")
-    for kind in ("audio", "video"):
-        stream = summary.get(kind)
+        if name in summary.timeline:
+            print(f"  {summary.timeline[name] * 1000:9.1f} ms  {name}")
+    for stream, kind in ((summary.audio, "audio"), (summary.video, "video")):
         if stream and not stream["declined"]:
             counters = ""
             if "tx_packets" in stream:

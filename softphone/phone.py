@@ -1,4 +1,5 @@
-"""The composition root: config -> endpoint, transports, calls, media; the Python API.
+"""The phone: the asyncio edge of the user agent (sockets, media, devices, one timer
+handle) and the Python API.
 
 phone = Phone(config, bind="127.0.0.1")
 await phone.start()
@@ -9,46 +10,36 @@ summary = await session.wait()
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import importlib
 import logging
-import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from softphone import __version__
 from softphone.accounts import Account, Registrar, accounts_from_config
-from softphone.call import (
-    Call,
-    CallEnded,
-    CallSetup,
-    Command,
-    MediaStop,
-    MediaUpdate,
-    SendRequest,
-    SendResponse,
-    StateChanged,
+from softphone.agent import (
+    AgentCommand,
+    CallCommand,
+    CallForgotten,
+    CallRefused,
+    IncomingCall,
+    IncomingPolicy,
+    PassOn,
+    Resolve,
+    UserAgent,
 )
+from softphone.call import CallEnded, CallSetup, MediaUpdate, StateChanged
+from softphone.call.states import CallResult, Direction, EndCause, Progress
 from softphone.config import Config
-from softphone.errors import ConfigError, ParseError, StateError, TransportError, UsageError
+from softphone.errors import ConfigError, ParseError, TransportError, UsageError
+from softphone.events import CallSummary, Incoming, Listening, MediaNegotiated, MediaNotice, PhoneEvent, StateEvent
 from softphone.media.ringing import RING, RINGBACK, play_cadence, plays_sound
 from softphone.net.rtp import RtpPortPair, open_port_pair
-from softphone.net.sip import SipNetwork, is_unspecified
+from softphone.net.sip import SipNetwork, is_unspecified, local_host_name
 from softphone.offer import audio_options_for, codec_specs, video_options_for
 from softphone.sdp.negotiate import SessionConfig, StreamConfig
 from softphone.session import CallSession, MediaChoice, stream_summary
-from softphone.sip.endpoint import (
-    AckReceived,
-    AnswerTimedOut,
-    Endpoint,
-    Event,
-    Peer,
-    RequestReceived,
-    ResponseReceived,
-    TransactionTimedOut,
-    build_response,
-)
+from softphone.sip.endpoint import Endpoint, Peer, ResponseReceived, TransactionTimedOut
 from softphone.sip.headers import NameAddress
 from softphone.sip.message import Request
 from softphone.sip.registration import Registration
@@ -57,26 +48,14 @@ from softphone.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
-BYE_GRACE_T1 = 8  # how long (in T1) a BYE may go unanswered before the call counts as over: 4 s by default
+EventSink = Callable[[PhoneEvent], None]
 
-EventSink = Callable[[dict[str, Any]], None]
-
-
-@dataclass
-class IncomingPolicy:
-    """What to do with incoming calls."""
-
-    auto_answer: bool = False
-    delay: float = 0.0
-    allow: tuple[str, ...] = ()  # fnmatch patterns on the caller's URI; empty = everyone
-    max_calls: int = 10
-    reject: int | None = None  # answer every INVITE with this final code
-    ring_timeout: float = 30.0
+__all__ = ["IncomingPolicy", "Phone"]
 
 
 class Phone:
-    """A SIP user agent: transports, calls and (later) media, driven by asyncio."""
+    """A SIP user agent on the network, with media and devices: the asyncio edge of
+    :class:`softphone.agent.UserAgent`, and the Python API."""
 
     def __init__(
         self, config: Config, *, bind: str | None = None, on_event: EventSink | None = None, media: bool = True
@@ -89,15 +68,30 @@ class Phone:
         self.endpoint = Endpoint(self.timers)
         self.user_agent = sip.user_agent or f"softphone/{__version__}"
         self.identity = _parse_identity(config)
-        self.policy: IncomingPolicy | None = None
+        self.accounts = accounts_from_config(config)
+        self.agent = UserAgent(
+            self.endpoint,
+            user_agent=self.user_agent,
+            in_call_timeout=float(sip.in_call_timeout),
+            local_hosts=() if is_unspecified(self.bind) else (self.bind,),
+            domains=[a.domain for a in self.accounts] + [self.identity.uri.as_sip().host, local_host_name()],
+        )
         self.media_choice = MediaChoice()
         self.sessions: dict[str, CallSession] = {}
-        self.finished: list[dict[str, Any]] = []
+        self.finished: list[CallSummary] = []
         self._network: SipNetwork | None = None
         self._registrar: Registrar | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.accounts = accounts_from_config(config)
         self.preload_media = media  # False: signalling only (``register``), no media libraries loaded early
+
+    @property
+    def policy(self) -> IncomingPolicy | None:
+        """What to do with incoming calls; None (the default) refuses them with 480."""
+        return self.agent.policy
+
+    @policy.setter
+    def policy(self, policy: IncomingPolicy | None) -> None:
+        self.agent.policy = policy
 
     # ------------------------------------------------------------ lifecycle
 
@@ -107,14 +101,17 @@ class Phone:
             raise TransportError("the phone is not started")
         return self._network
 
+    def now(self) -> float:
+        return self.network.now()
+
     async def start(self) -> None:
         sip = self.config.sip
-        self._network = SipNetwork(self.endpoint, self._on_sip_events)
+        self._network = SipNetwork(self.agent, self._execute)
         tcp = sip.sip_tcp_port >= 0
         tcp_port = None if sip.sip_tcp_port in (sip.sip_port, 0) else sip.sip_tcp_port
         await self._network.listen(self.bind, sip.sip_port, tcp=tcp, tcp_port=tcp_port)
         for transport, port in self._network.ports.items():
-            self.on_event({"event": "listening", "transport": transport, "host": self.bind, "port": port})
+            self.on_event(Listening(transport, self.bind, port))
         self._registrar = Registrar(self.endpoint, self._network, self.user_agent, self.on_event,
                                     keepalive_period=sip.keepalive_period_ms / 1000)
         if self.preload_media:
@@ -135,8 +132,9 @@ class Phone:
 
     def _account_for(self, request: Request) -> Account | None:
         """The account an incoming call was made to: by the To user, else the only one."""
-        user = request.to_addr.uri.user
-        matching = [a for a in self.accounts if a.aor.uri.user == user]
+        to = request.to_addr.uri
+        user = to.user if isinstance(to, SipUri) else None
+        matching = [a for a in self.accounts if a.aor.uri.as_sip().user == user]
         if matching:
             return matching[0]
         return self.accounts[0] if len(self.accounts) == 1 else None
@@ -146,15 +144,25 @@ class Phone:
         index = self.config.sip.default_proxy
         return next((a for a in self.accounts if a.index == index), self.accounts[0] if self.accounts else None)
 
-    async def close(self) -> None:
-        """Hang up every call and unregister (briefly waiting for the answers); close the sockets."""
+    async def close(self, timeout: float = 1.0) -> None:
+        """Hang up every call (BYE or CANCEL) and unregister, waiting at most ``timeout``
+        seconds for the answers; then close the sockets."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         live = [s for s in self.sessions.values() if not s.done.done()]
         for session in live:
             session.hangup()
-        if live:
-            await asyncio.wait([asyncio.shield(s.done) for s in live], timeout=2.0)
+        waits: list[Awaitable[Any]] = [asyncio.shield(s.done) for s in live]
         if self._registrar is not None:
-            await self._registrar.stop()
+            waits.append(self._registrar.stop(timeout))
+        if waits:
+            await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=timeout)
+        for session in live:
+            if not session.done.done():
+                self._execute(self.agent.abandon(session.call_id, self.now()))
+        ending = [asyncio.shield(s.done) for s in live if not s.done.done()]
+        if ending:  # media stopping
+            await asyncio.wait(ending, timeout=max(0.1, deadline - loop.time()))
         for session in list(self.sessions.values()):
             self._release(session)
         if self._network is not None:
@@ -165,7 +173,7 @@ class Phone:
     def ports(self) -> dict[str, int]:
         return dict(self.network.ports)
 
-    # ------------------------------------------------------------ making calls
+    # ------------------------------------------------------------ making and controlling calls
 
     async def call(
         self, uri: str | SipUri, *, transport: str | None = None, media: MediaChoice | None = None
@@ -177,26 +185,40 @@ class Phone:
         via = account if account is not None and target.host == account.domain else None
         if transport is not None:
             target = target.with_params(transport=transport.lower())
-        hop = via.route[0].uri if via is not None else target
+        hop = via.route[0].uri.as_sip() if via is not None else target
         peer = await self.network.resolve(hop, transport or (via.transport if via is not None else None))
         local = self.network.local_address(peer.transport, peer.host)
         choice = media or self.media_choice
         ports, session_config = self._media_for(local.host, choice)
         setup = CallSetup(local, via.aor if via is not None else self.identity, session_config, self.user_agent,
                           via.route if via is not None else (), via.credentials if via is not None else ())
-        call, commands = Call.outgoing(target, setup)
-        session = self._new_session(call, peer.transport, ports, choice)
-        session.mark("invite_sent")
-        self.execute(session, commands, first_hop=peer)
+        call_id, commands = self.agent.call(target, setup, peer, self.now())
+        session = self._new_session(call_id, ports, choice)
+        self._execute(commands)
         return session
 
-    def _new_session(self, call: Call, transport: str, ports: list[RtpPortPair], choice: MediaChoice) -> CallSession:
+    def answer(self, call_id: str) -> None:
+        self._execute(self.agent.answer(call_id, self.now()))
+
+    def reject(self, call_id: str, status: int = 486) -> None:
+        self._execute(self.agent.reject(call_id, self.now(), status))
+
+    def hangup(self, call_id: str, cause: EndCause = EndCause.LOCAL_HANGUP, reason: str | None = None) -> None:
+        self._execute(self.agent.hangup(call_id, self.now(), cause, reason))
+
+    def hold(self, call_id: str) -> None:
+        self._execute(self.agent.hold(call_id, self.now()))
+
+    def resume(self, call_id: str) -> None:
+        self._execute(self.agent.resume(call_id, self.now()))
+
+    def _new_session(self, call_id: str, ports: list[RtpPortPair], choice: MediaChoice) -> CallSession:
         video_options, bitrate = video_options_for(self.config, choice)
+        record = self.agent.calls[call_id]
         session = CallSession(
-            self, call, transport, time.monotonic(), ports, audio_options_for(self.config, choice), video_options,
-            bitrate,
+            self, record, ports, audio_options_for(self.config, choice), video_options, bitrate,
         )
-        self.sessions[call.call_id] = session
+        self.sessions[call_id] = session
         return session
 
     def _media_for(self, host: str, choice: MediaChoice) -> tuple[list[RtpPortPair], SessionConfig]:
@@ -219,105 +241,66 @@ class Phone:
                     pair.close()
                 raise
             streams.append(StreamConfig("video", ports[1].port, codec_specs("video", self.config, choice.video_codec)))
-        return ports, SessionConfig(host, tuple(streams), username=self.identity.uri.user or "-")
+        return ports, SessionConfig(host, tuple(streams), username=self.identity.uri.as_sip().user or "-")
 
-    # ------------------------------------------------------------ SIP events
+    # ------------------------------------------------------------ carrying out the agent's commands
 
-    def _on_sip_events(self, events: list[Event]) -> None:
-        for event in events:
-            try:
-                self._dispatch(event)
-            except (StateError, ParseError, TransportError) as exc:
-                log.warning("ignored %s: %s", type(event).__name__, exc)
+    def _execute(self, commands: list[AgentCommand]) -> None:
+        for command in commands:
+            if isinstance(command, CallCommand):
+                session = self.sessions.get(command.call_id)
+                if session is not None:
+                    self._on_call_command(session, command.command)
+            elif isinstance(command, Resolve):
+                self._spawn(self._resolve_and_send(command))
+            elif isinstance(command, IncomingCall):
+                self._on_incoming(command.request, command.source)
+            elif isinstance(command, CallRefused):
+                self._on_refused(command)
+            elif isinstance(command, CallForgotten):
+                self.sessions.pop(command.call_id, None)
+            elif isinstance(command, PassOn):
+                self._pass_on(command)
+        if self._network is not None:
+            self._network.kick()
 
-    def _dispatch(self, event: Event) -> None:
-        registrar = self._registrar
-        if registrar is not None and isinstance(event, ResponseReceived) and event.request.method == "REGISTER":
-            registrar.on_response(event.response)
-        elif registrar is not None and isinstance(event, TransactionTimedOut) and event.request.method == "REGISTER":
-            registrar.on_timeout(event.request)
-        elif isinstance(event, ResponseReceived):
-            session = self.sessions.get(event.request.call_id)
-            if session is not None:
-                self.execute(session, session.call.on_response(event.response, event.request))
-        elif isinstance(event, RequestReceived):
-            self._on_request(event.request, event.source)
-        elif isinstance(event, AckReceived):
-            session = self.sessions.get(event.request.call_id)
-            if session is not None:
-                self.execute(session, session.call.on_request(event.request))
-        elif isinstance(event, TransactionTimedOut):
-            session = self.sessions.get(event.request.call_id)
-            if session is not None:
-                self.execute(session, session.call.on_timeout(event.request, event.timer))
-        elif isinstance(event, AnswerTimedOut):
-            session = self.sessions.get(event.response.call_id)
-            if session is not None:
-                self.execute(session, session.call.on_answer_timeout())
-
-    def _on_request(self, request: Request, source: Peer) -> None:
-        session = self.sessions.get(request.call_id)
-        if request.method == "INVITE" and request.to_addr.tag is None:
-            if session is None:
-                self._on_invite(request, source)
-            return  # a merged/looped request: the transaction layer absorbed retransmissions
-        if session is not None and (
-            request.method == "CANCEL" or session.call.dialog is None or session.call.dialog.matches(request)
-        ):
-            self.execute(session, session.call.on_request(request))
-            return
-        self._out_of_dialog(request)
-
-    def _out_of_dialog(self, request: Request) -> None:
-        method = request.method
-        if method == "OPTIONS":
-            extra = (
-                ("Allow", ALLOW),
-                ("Accept", "application/sdp"),
-                ("Supported", "replaces"),
-                ("User-Agent", self.user_agent),
-            )
-            self._respond(request, build_response(request, 200, to_tag=_tag(), extra=extra))
-        elif method in ("BYE", "CANCEL") or request.to_addr.tag is not None:
-            # RFC 3261 §12.2.2: "If the UAS wishes to reject the request because it does
-            # not wish to recreate the dialog, it MUST respond to the request with a 481"
-            self._respond(request, build_response(request, 481, to_tag=_tag()))
+    def _on_call_command(self, session: CallSession, command: StateChanged | MediaUpdate | CallEnded) -> None:
+        if isinstance(command, StateChanged):
+            self._on_state(session, command)
+        elif isinstance(command, MediaUpdate):
+            self.on_event(MediaNegotiated(session.call_id, tuple(stream_summary(s) for s in command.streams)))
+            self._spawn(session.apply_media(command.streams, self._media_events(session)))
         else:
-            # RFC 3261 §8.2.1: "the UAS MUST generate a 405 (Method Not Allowed) response
-            # ... The UAS MUST also add an Allow header field to the 405"
-            self._respond(request, build_response(request, 405, to_tag=_tag(), extra=(("Allow", ALLOW),)))
+            self._spawn(self._teardown(session, command))
 
-    def _respond(self, request: Request, response: Any) -> None:
-        self.endpoint.respond(request, response, self.network.now())
+    def _on_state(self, session: CallSession, change: StateChanged) -> None:
+        session.on_state(change.state)
+        self._ringing(session, change.state)
+        if change.state == Progress.INCOMING:
+            request = session.call.invite
+            assert request is not None
+            self.on_event(Incoming(session.call_id, str(request.from_addr), str(request.to_addr)))
+        if change.state == Progress.TERMINATING:
+            self._spawn(session.stop_media())
+        self.on_event(StateEvent(session.call_id, change.state, change.sip_code))
+
+    async def _resolve_and_send(self, command: Resolve) -> None:
+        try:
+            peer = await self.network.resolve(command.target, command.transport)
+        except TransportError as exc:
+            log.warning("call %s: %s", command.call_id, exc)
+            self._execute(self.agent.unreachable(command.call_id, command.request, self.now()))
+            return
+        self.agent.send(command.call_id, command.request, peer, self.now())
         self.network.kick()
 
-    def _on_invite(self, request: Request, source: Peer) -> None:
-        policy = self.policy
-        if policy is None:
-            self._respond(request, build_response(request, 480, to_tag=_tag()))
-            return
-        if policy.reject is not None:
-            self._respond(request, build_response(request, policy.reject, to_tag=_tag()))
-            self._emit_rejected(request, policy.reject)
-            return
-        caller = str(request.from_addr.uri)
-        if policy.allow and not any(
-            fnmatch.fnmatch(caller, p) or fnmatch.fnmatch(caller.split(":", 1)[-1], p) for p in policy.allow
-        ):
-            self._respond(request, build_response(request, 403, to_tag=_tag()))
-            self._emit_rejected(request, 403)
-            return
-        active = sum(1 for s in self.sessions.values() if not s.done.done())
-        if active >= policy.max_calls:
-            self._respond(request, build_response(request, 486, to_tag=_tag()))
-            self._emit_rejected(request, 486)
-            return
+    def _on_incoming(self, request: Request, source: Peer) -> None:
         local = self.network.local_address(source.transport, source.host)
         try:
             ports, session_config = self._media_for(local.host, self.media_choice)
         except TransportError as exc:
             log.warning("incoming call refused: %s", exc)
-            self._respond(request, build_response(request, 503, to_tag=_tag()))
+            self._execute(self.agent.refuse(request, 503, self.now()))
             return
         account = self._account_for(request)
         # requests we send in this dialog (BYE, re-INVITE) may be challenged by the account's proxy
@@ -325,120 +308,31 @@ class Phone:
         setup = CallSetup(
             local, _callee_identity(request, self.identity), session_config, self.user_agent, (), credentials
         )
-        call, commands = Call.incoming(request, setup)
-        session = self._new_session(call, source.transport, ports, self.media_choice)
-        self.on_event(
-            {"event": "incoming", "call_id": call.call_id, "from": str(request.from_addr), "to": str(request.to_addr)}
-        )
-        self.execute(session, commands)
-        if call.ended:
-            return
-        self.execute(session, call.ring())
-        if policy.auto_answer:
-            if policy.delay <= 0:
-                self.execute(session, call.answer())
-            else:
-                self._later(policy.delay, session, "answer")
-        else:
-            self._later(policy.ring_timeout, session, "timeout")
+        commands = self.agent.accept(request, setup, source, self.now())
+        self._new_session(request.call_id, ports, self.media_choice)
+        self._execute(commands)
 
-    def _later(self, delay: float, session: CallSession, action: str) -> None:
-        def fire() -> None:
-            if session.call.state not in ("incoming", "ringing"):
-                return
-            commands = session.call.answer() if action == "answer" else session.call.reject(480)
-            self.execute(session, commands)
-
-        asyncio.get_running_loop().call_later(delay, fire)
-
-    def _emit_rejected(self, request: Request, status: int) -> None:
-        summary = {
-            "result": "rejected",
-            "sip_code": status,
-            "call_id": request.call_id,
-            "direction": "incoming",
-            "remote_party": str(request.from_addr.uri),
-        }
+    def _on_refused(self, refused: CallRefused) -> None:
+        request = refused.request
+        summary = CallSummary(CallResult.REJECTED, refused.status, refused.cause, request.call_id,
+                              Direction.INCOMING, str(request.from_addr.uri), reason=refused.cause.value)
         self.finished.append(summary)
-        self.on_event({"event": "call_end", **summary})
+        self.on_event(summary)
 
-    # ------------------------------------------------------------ commands
-
-    def execute(self, session: CallSession, commands: Iterable[Command], *, first_hop: Peer | None = None) -> None:
-        network = self.network
-        for command in commands:
-            if isinstance(command, SendRequest):
-                self._send_request(session, command, first_hop)
-                first_hop = None
-            elif isinstance(command, SendResponse):
-                self.endpoint.respond(command.request, command.response, network.now())
-                if command.response.status >= 200 and command.request.method == "BYE":
-                    session.mark("bye")
-            elif isinstance(command, StateChanged):
-                self._on_state(session, command)
-            elif isinstance(command, MediaUpdate):
-                self.on_event(
-                    {
-                        "event": "media",
-                        "call_id": session.call_id,
-                        "streams": [stream_summary(s) for s in command.streams],
-                    }
-                )
-                self._spawn(session.apply_media(command.streams, self._media_events(session)))
-            elif isinstance(command, MediaStop):
-                pass  # the streams stop when the call is finished (below), before its ports close
-            elif isinstance(command, CallEnded):
-                self._finish(session, command)
-        network.kick()
-
-    def _send_request(self, session: CallSession, command: SendRequest, peer: Peer | None) -> None:
-        request = command.request
-        if request.method == "BYE":
-            session.mark("bye")
-        if request.method == "ACK":
-            session.mark("ack")
-        if peer is None:
-            transport = command.target.param("transport") or session.transport
-            peer = _literal_peer(command.target, transport)
-        if peer is not None:
-            self.endpoint.send_request(request, peer, self.network.now())
+    def _pass_on(self, command: PassOn) -> None:
+        event, registrar = command.event, self._registrar
+        if registrar is None or event.request.method != "REGISTER":  # type: ignore[union-attr]
             return
+        if isinstance(event, ResponseReceived):
+            registrar.on_response(event.response)
+        elif isinstance(event, TransactionTimedOut):
+            registrar.on_timeout(event.request)
 
-        async def resolve_and_send() -> None:
-            resolved = await self.network.resolve(command.target, session.transport)
-            self.endpoint.send_request(request, resolved, self.network.now())
-            self.network.kick()
-
-        task = asyncio.get_running_loop().create_task(resolve_and_send())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _on_state(self, session: CallSession, change: StateChanged) -> None:
-        session.states.append(change.state)
-        self._ringing(session, change.state)
-        if change.state in ("trying", "ringing", "answered"):
-            session.mark(change.state)
-        if change.state == "confirmed" and session.call.role == "uas":
-            session.mark("ack")
-        if change.state == "terminating":
-            # RFC 3261 §15.1.1: the session ends when the BYE is handed to its transaction;
-            # its answer only matters for a challenge, so an unanswered BYE ends the call
-            # after a few retransmissions instead of Timer F (64*T1)
-            self._spawn(session.stop_media())
-            asyncio.get_running_loop().call_later(BYE_GRACE_T1 * self.timers.t1, self._bye_unanswered, session)
-        self.on_event(
-            {"event": "state", "call_id": session.call_id, "state": change.state, "sip_code": change.sip_code}
-        )
-
-    def _bye_unanswered(self, session: CallSession) -> None:
-        if session.call.state == "terminating":
-            log.info("call %s: no answer to our BYE, the call is over", session.call_id)
-            self.execute(session, session.call.on_bye_unanswered())
-
-    def _ringing(self, session: CallSession, state: str) -> None:
+    def _ringing(self, session: CallSession, state: Progress) -> None:
         """Ringback while the peer rings, a ring for an incoming call, on a real sound device."""
-        if state == "ringing" and session.ringing is None:
-            if session.call.role == "uac":
+        if state == Progress.RINGING and session.ringing is None:
+            cadence: tuple[float, ...]
+            if session.call.direction == Direction.OUTGOING:
                 device, (tone, cadence) = session.audio_options.sink, RINGBACK
             else:
                 device, (tone, cadence) = self.config.sound.ringer_dev_id or session.audio_options.sink, RING
@@ -446,39 +340,32 @@ class Phone:
                     return
             if plays_sound(device):
                 session.ringing = asyncio.get_running_loop().create_task(play_cadence(device, tone, cadence))
-        elif state not in ("ringing", "trying", "progress", "calling", "incoming") and session.ringing is not None:
+        elif state not in _STILL_RINGING and session.ringing is not None:
             session.ringing.cancel()
             session.ringing = None
-
-    def _finish(self, session: CallSession, ended: CallEnded) -> None:
-        self._spawn(self._teardown(session, ended))
 
     async def _teardown(self, session: CallSession, ended: CallEnded) -> None:
         try:
             await session.stop_media()
         finally:
             self._release(session)
-            # keep the call a while for late retransmissions (64*T1, RFC 3261 Timer J/H), then forget it
-            asyncio.get_running_loop().call_later(64 * self.timers.t1, self._forget, session)
-            summary = session.summary()
-            summary["reason"] = session.end_reason or ended.reason
+            summary = session.summary(ended.reason)
             self.finished.append(summary)
-            self.on_event({"event": "call_end", **summary})
-            if not session.done.done():
-                session.done.set_result(summary)
+            self.on_event(summary)
+            session.finish(summary)
 
     def _media_events(self, session: CallSession) -> Callable[[str, dict[str, Any]], None]:
         def on_media_event(name: str, data: dict[str, Any]) -> None:
             if name in ("first_audio_rx", "first_video_frame"):
                 session.mark(name)
-            if name == "window_closed" and not session.done.done():
-                session.hangup()  # the user closed the video window
-            self.on_event({"event": name, "call_id": session.call_id, **data})
-            if name == "nortp" and not session.done.done():
+            self.on_event(MediaNotice(session.call_id, name, data))
+            if session.done.done():
+                return
+            if name == "window_closed":
+                self.hangup(session.call_id, EndCause.WINDOW_CLOSED)  # the user closed the video window
+            elif name == "nortp":
                 log.warning("call %s: no RTP for %s s, hanging up", session.call_id, data.get("seconds"))
-                session.call.result = "error"
-                session.end_reason = f"no RTP received for {data.get('seconds')} s"
-                session.hangup()
+                self.hangup(session.call_id, EndCause.NO_RTP, f"no RTP received for {data.get('seconds')} s")
 
         return on_media_event
 
@@ -492,14 +379,13 @@ class Phone:
         if not task.cancelled() and task.exception() is not None:
             log.error("media task failed", exc_info=task.exception())
 
-    def _forget(self, session: CallSession) -> None:
-        if self.sessions.get(session.call_id) is session:
-            del self.sessions[session.call_id]
-
     def _release(self, session: CallSession) -> None:
         for pair in session.ports:
             pair.close()
         session.ports.clear()
+
+
+_STILL_RINGING = (Progress.RINGING, Progress.TRYING, Progress.PROGRESS, Progress.CALLING, Progress.INCOMING)
 
 
 PRELOADED = ("softphone.codecs.g711", "softphone.codecs.audio_av", "softphone.devices.synthetic")
@@ -525,28 +411,13 @@ def _target(uri: str | SipUri, account: Account | None) -> SipUri:
         raise UsageError(f"not a SIP URI: {uri!r} ({exc}); without an account, call a sip: URI") from None
 
 
-def _literal_peer(uri: SipUri, transport: str) -> Peer | None:
-    import ipaddress
-
-    host = uri.param("maddr") or uri.host
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    return Peer(transport.lower(), host, uri.port or (5061 if transport == "tls" else 5060))
-
-
-def _tag() -> str:
-    from softphone.sip.dialog import random_token
-
-    return random_token()
-
-
 def _parse_identity(config: Config) -> NameAddress:
     try:
-        return NameAddress.parse(config.sip.contact)
+        identity = NameAddress.parse(config.sip.contact)
+        identity.uri.as_sip()
     except ParseError as exc:
         raise ConfigError(config.path, "sip", "contact", f"not a SIP address: {exc}") from exc
+    return identity
 
 
 def _callee_identity(request: Request, identity: NameAddress) -> NameAddress:

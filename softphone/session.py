@@ -4,28 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from softphone.call import Call, Command
+from softphone.agent import CallRecord
+from softphone.call import Call
+from softphone.call.states import CallState, Progress
 from softphone.codecs import registry
 from softphone.errors import StateError
+from softphone.events import CallSummary
 from softphone.media.audio import AudioOptions, AudioParams, AudioStream
 from softphone.media.video import VideoOptions, VideoParams, VideoStream
 from softphone.net.rtp import RtpPortPair
 from softphone.sdp.negotiate import NegotiatedStream
 
 
-class Executor(Protocol):
-    """The phone, as a call session sees it: it carries out a call's commands."""
+class CallControl(Protocol):
+    """The phone, as a call session sees it: it carries out what the user asks of a call."""
 
-    def execute(self, session: CallSession, commands: Iterable[Command]) -> None: ...
+    def hangup(self, call_id: str) -> None: ...
+
+    def hold(self, call_id: str) -> None: ...
+
+    def resume(self, call_id: str) -> None: ...
+
+    def answer(self, call_id: str) -> None: ...
+
+    def reject(self, call_id: str, status: int = 486) -> None: ...
+
 
 log = logging.getLogger(__name__)
-
-NOT_STREAMED = "negotiated-not-streamed"  # video: RTP ports open, streaming not implemented yet
 
 
 @dataclass
@@ -44,58 +53,94 @@ class MediaChoice:
 
 @dataclass
 class CallSession:
-    """A call with its timeline, RTP ports and media streams."""
+    """A call with its RTP ports and media streams; its SIP side is the user agent's record."""
 
-    phone: Executor
-    call: Call
-    transport: str
-    started: float
+    phone: CallControl
+    record: CallRecord
     ports: list[RtpPortPair] = field(default_factory=list)
     audio_options: AudioOptions = field(default_factory=AudioOptions)
     video_options: VideoOptions = field(default_factory=VideoOptions)
     video_bitrate: int = 1_000_000
-    timeline: dict[str, float] = field(default_factory=dict)
-    done: asyncio.Future[dict[str, Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-    states: list[str] = field(default_factory=list)
+    done: asyncio.Future[CallSummary] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    states: list[Progress] = field(default_factory=list)
     audio: AudioStream | None = None
     video: VideoStream | None = None
     pending_dtmf: str = ""
-    end_reason: str | None = None  # why the phone ended the call itself (e.g. no RTP), if it did
     ringing: asyncio.Task[None] | None = None  # ringback or ring being played
+    _waiters: list[tuple[Progress, asyncio.Future[None]]] = field(default_factory=list)
     _media_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _media_stopped: bool = False
 
     @property
-    def call_id(self) -> str:
-        return self.call.call_id
+    def call(self) -> Call:
+        return self.record.call
 
     @property
-    def state(self) -> str:
-        return self.call.state
+    def call_id(self) -> str:
+        return self.record.call.call_id
+
+    @property
+    def state(self) -> CallState:
+        return self.record.call.state
+
+    @property
+    def transport(self) -> str:
+        return self.record.transport
+
+    @property
+    def timeline(self) -> dict[str, float]:
+        return self.record.timeline
 
     def mark(self, name: str) -> None:
-        self.timeline.setdefault(name, round(time.monotonic() - self.started, 6))
+        self.record.mark(name, asyncio.get_running_loop().time())
 
-    async def wait(self, timeout: float | None = None) -> dict[str, Any]:
+    def on_state(self, state: Progress) -> None:
+        self.states.append(state)
+        for wanted, future in self._waiters:
+            if wanted == state and not future.done():
+                future.set_result(None)
+
+    def finish(self, summary: CallSummary) -> None:
+        if not self.done.done():
+            self.done.set_result(summary)
+        for _, future in self._waiters:
+            future.cancel()
+
+    async def wait(self, timeout: float | None = None) -> CallSummary:
         return await asyncio.wait_for(asyncio.shield(self.done), timeout)
 
     async def wait_state(self, state: str, timeout: float = 30.0) -> None:
-        async def poll() -> None:
-            while state not in self.states:
-                if self.done.done():
-                    raise StateError("Call", self.call.state, f"wait for {state}")
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(poll(), timeout)
+        """Until the call reports ``state`` (a Progress name); StateError if it ends first."""
+        wanted = Progress(state)
+        if wanted in self.states:
+            return
+        if self.done.done():
+            raise StateError("Call", self.call.state, f"wait for {state}")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((wanted, future))
+        try:
+            await asyncio.wait_for(future, timeout)
+        except asyncio.CancelledError:
+            if self.done.done() and future.cancelled():
+                raise StateError("Call", self.call.state, f"wait for {state}") from None
+            raise
+        finally:
+            self._waiters.remove((wanted, future))
 
     def hangup(self) -> None:
-        self.phone.execute(self, self.call.hangup())
+        self.phone.hangup(self.call_id)
 
     def hold(self) -> None:
-        self.phone.execute(self, self.call.hold())
+        self.phone.hold(self.call_id)
 
     def resume(self) -> None:
-        self.phone.execute(self, self.call.resume())
+        self.phone.resume(self.call_id)
+
+    def answer(self) -> None:
+        self.phone.answer(self.call_id)
+
+    def reject(self, status: int = 486) -> None:
+        self.phone.reject(self.call_id, status)
 
     def send_dtmf(self, digits: str) -> None:
         """Send DTMF digits (RFC 4733) now, or as soon as the audio stream runs."""
@@ -156,25 +201,21 @@ class CallSession:
                 if stream is not None:
                     await stream.stop()
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, reason: str | None = None) -> CallSummary:
         streams: dict[str, Any] = {"audio": None, "video": None}
         for stream in self.call.streams:
             info = stream_summary(stream)
+            info["media"] = "none"  # unless a stream ran
             if stream.kind == "audio" and self.audio is not None:
                 info.update(self.audio.summary(), media="rtp")
             if stream.kind == "video" and self.video is not None:
                 info.update(self.video.summary(), media="rtp")
             streams[stream.kind] = info
-        return {
-            "result": self.call.result,
-            "sip_code": self.call.final_code,
-            "call_id": self.call_id,
-            "direction": "outgoing" if self.call.role == "uac" else "incoming",
-            "remote_party": self.call.remote_party,
-            "transport": self.transport,
-            "timeline": dict(self.timeline),
-            **streams,
-        }
+        call = self.call
+        return CallSummary(
+            call.result, call.final_code, call.cause, self.call_id, call.direction, call.remote_party,
+            self.transport, dict(self.timeline), streams["audio"], streams["video"], reason,
+        )
 
 
 def audio_params(stream: NegotiatedStream, options: AudioOptions, ptime: int = 20) -> AudioParams | None:
@@ -245,5 +286,5 @@ def stream_summary(stream: NegotiatedStream) -> dict[str, Any]:
         "remote": remote,
         "direction": stream.direction,
         "declined": stream.declined,
-        "media": NOT_STREAMED,
+        "media": "none" if stream.declined or stream.codec is None else "rtp",
     }

@@ -1,26 +1,35 @@
-"""Calls: the INVITE dialog state machine (pure) and the commands it gives the phone."""
+"""Calls: the INVITE dialog state machine (pure), the commands it gives the user agent,
+and the words calls are described in."""
 
 from softphone.call.commands import (
+    ALLOW,
+    SDP,
     TRANSITIONS,
     CallEnded,
     CallSetup,
     Command,
-    MediaStop,
     MediaUpdate,
     SendRequest,
     SendResponse,
     StateChanged,
 )
 from softphone.call.machine import Call
+from softphone.call.states import CallResult, CallState, Direction, EndCause, Progress
 
 __all__ = [
+    "ALLOW",
+    "SDP",
     "TRANSITIONS",
     "Call",
     "CallEnded",
+    "CallResult",
     "CallSetup",
+    "CallState",
     "Command",
-    "MediaStop",
+    "Direction",
+    "EndCause",
     "MediaUpdate",
+    "Progress",
     "SendRequest",
     "SendResponse",
     "StateChanged",

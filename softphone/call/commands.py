@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from softphone.call.states import CallResult, CallState, EndCause, Progress
 from softphone.sdp.negotiate import NegotiatedStream, SessionConfig
 from softphone.sip.auth import Credentials
 from softphone.sip.dialog import LocalAddress
@@ -13,44 +14,47 @@ from softphone.sip.message import Request, Response
 from softphone.sip.uri import SipUri
 
 SDP = "application/sdp"
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
+# RFC 3261 §20.5: the methods this user agent supports, exactly
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+
+S = CallState
 
 # (state, input) -> next state. Anything else is illegal and raises StateError.
-TRANSITIONS: dict[tuple[str, str], str] = {
+TRANSITIONS: dict[tuple[CallState, str], CallState] = {
     # caller
-    ("idle", "invite"): "calling",
-    ("calling", "provisional"): "early",
-    ("early", "provisional"): "early",
-    ("calling", "accepted"): "confirmed",
-    ("early", "accepted"): "confirmed",
-    ("calling", "failed"): "terminated",
-    ("early", "failed"): "terminated",
-    ("calling", "cancel"): "cancelling",
-    ("calling", "challenge"): "calling",
-    ("early", "challenge"): "calling",
-    ("early", "cancel"): "cancelling",
-    ("cancelling", "provisional"): "cancelling",
-    ("cancelling", "failed"): "terminated",
-    ("cancelling", "accepted"): "terminating",
+    (S.IDLE, "invite"): S.CALLING,
+    (S.CALLING, "provisional"): S.EARLY,
+    (S.EARLY, "provisional"): S.EARLY,
+    (S.CALLING, "accepted"): S.CONFIRMED,
+    (S.EARLY, "accepted"): S.CONFIRMED,
+    (S.CALLING, "failed"): S.TERMINATED,
+    (S.EARLY, "failed"): S.TERMINATED,
+    (S.CALLING, "cancel"): S.CANCELLING,
+    (S.CALLING, "challenge"): S.CALLING,
+    (S.EARLY, "challenge"): S.CALLING,
+    (S.EARLY, "cancel"): S.CANCELLING,
+    (S.CANCELLING, "provisional"): S.CANCELLING,
+    (S.CANCELLING, "failed"): S.TERMINATED,
+    (S.CANCELLING, "accepted"): S.TERMINATING,
     # callee
-    ("idle", "offer"): "incoming",
-    ("incoming", "ring"): "ringing",
-    ("incoming", "answer"): "answered",
-    ("ringing", "answer"): "answered",
-    ("incoming", "reject"): "terminated",
-    ("ringing", "reject"): "terminated",
-    ("incoming", "cancelled"): "terminated",
-    ("ringing", "cancelled"): "terminated",
-    ("answered", "ack"): "confirmed",
-    ("answered", "ack_timeout"): "terminating",
-    ("answered", "hangup"): "terminating",
-    ("answered", "bye"): "terminated",
+    (S.IDLE, "offer"): S.INCOMING,
+    (S.INCOMING, "ring"): S.RINGING,
+    (S.INCOMING, "answer"): S.ANSWERED,
+    (S.RINGING, "answer"): S.ANSWERED,
+    (S.INCOMING, "reject"): S.TERMINATED,
+    (S.RINGING, "reject"): S.TERMINATED,
+    (S.INCOMING, "cancelled"): S.TERMINATED,
+    (S.RINGING, "cancelled"): S.TERMINATED,
+    (S.ANSWERED, "ack"): S.CONFIRMED,
+    (S.ANSWERED, "ack_timeout"): S.TERMINATING,
+    (S.ANSWERED, "hangup"): S.TERMINATING,
+    (S.ANSWERED, "bye"): S.TERMINATED,
     # both
-    ("confirmed", "hangup"): "terminating",
-    ("confirmed", "bye"): "terminated",
-    ("confirmed", "dialog_lost"): "terminating",
-    ("terminating", "bye"): "terminated",
-    ("terminating", "bye_done"): "terminated",
+    (S.CONFIRMED, "hangup"): S.TERMINATING,
+    (S.CONFIRMED, "bye"): S.TERMINATED,
+    (S.CONFIRMED, "dialog_lost"): S.TERMINATING,
+    (S.TERMINATING, "bye"): S.TERMINATED,
+    (S.TERMINATING, "bye_done"): S.TERMINATED,
 }
 
 
@@ -77,24 +81,20 @@ class MediaUpdate:
 
 
 @dataclass(frozen=True)
-class MediaStop:
-    pass
-
-
-@dataclass(frozen=True)
 class StateChanged:
-    state: str
+    state: Progress
     sip_code: int | None = None
 
 
 @dataclass(frozen=True)
 class CallEnded:
-    result: str  # completed, rejected, cancelled, timeout, error
+    result: CallResult
     sip_code: int | None
-    reason: str
+    reason: str  # for people
+    cause: EndCause  # for decisions
 
 
-Command = SendRequest | SendResponse | MediaUpdate | MediaStop | StateChanged | CallEnded
+Command = SendRequest | SendResponse | MediaUpdate | StateChanged | CallEnded
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from softphone.call.commands import (
@@ -17,12 +18,12 @@ from softphone.call.commands import (
     CallEnded,
     CallSetup,
     Command,
-    MediaStop,
     MediaUpdate,
     SendRequest,
     SendResponse,
     StateChanged,
 )
+from softphone.call.states import CallResult, CallState, Direction, EndCause, Progress
 from softphone.errors import SdpError, StateError
 from softphone.sdp.model import SessionDescription
 from softphone.sdp.negotiate import (
@@ -48,7 +49,7 @@ class Call:
     role: str  # "uac" or "uas"
     setup: CallSetup
     call_id: str
-    state: str = "idle"
+    state: CallState = CallState.IDLE
     dialog: Dialog | None = None
     invite: Request | None = None
     streams: tuple[NegotiatedStream, ...] = ()
@@ -56,8 +57,9 @@ class Call:
     remote_sdp: SessionDescription | None = None
     held: bool = False
     final_code: int | None = None
-    result: str | None = None
+    result: CallResult | None = None
     reason: str | None = None  # why we ended the call ourselves, when it was not the user's wish
+    cause: EndCause | None = None  # the same, for decisions
     _local_tag: str = field(default_factory=random_token)
     _sdp_version: int = 0
     _sdp_id: int = field(default_factory=lambda: random.SystemRandom().randint(1, 2**31))
@@ -74,7 +76,7 @@ class Call:
 
     # ---------------------------------------------------------------- table
 
-    def _go(self, event: str) -> str:
+    def _go(self, event: str) -> CallState:
         try:
             self.state = TRANSITIONS[(self.state, event)]
         except KeyError:
@@ -83,7 +85,11 @@ class Call:
 
     @property
     def ended(self) -> bool:
-        return self.state == "terminated"
+        return self.state == CallState.TERMINATED
+
+    @property
+    def direction(self) -> Direction:
+        return Direction.OUTGOING if self.role == "uac" else Direction.INCOMING
 
     @property
     def remote_party(self) -> str:
@@ -94,7 +100,7 @@ class Call:
         return ""
 
     def _contact(self) -> SipUri:
-        return self.setup.local.contact_uri(self.setup.identity.uri.user)
+        return self.setup.local.contact_uri(self.setup.identity.uri.as_sip().user)
 
     def _session(self, direction: str | None = None) -> SessionConfig:
         self._sdp_version += 1
@@ -103,15 +109,11 @@ class Call:
             streams = tuple(replace(s, direction=direction) if s.port else s for s in streams)
         return replace(self.setup.media, session_id=self._sdp_id, session_version=self._sdp_version, streams=streams)
 
-    def _end(self, result: str, code: int | None, reason: str) -> list[Command]:
+    def _end(self, result: CallResult, code: int | None, reason: str, cause: EndCause) -> list[Command]:
         self.result = result
         self.final_code = code
-        commands: list[Command] = []
-        if self.streams:
-            commands.append(MediaStop())
-        commands.append(StateChanged("ended", code))
-        commands.append(CallEnded(result, code, reason))
-        return commands
+        self.cause = self.cause or cause
+        return [StateChanged(Progress.ENDED, code), CallEnded(result, code, reason, self.cause)]
 
     # ------------------------------------------------------------ caller side
 
@@ -132,17 +134,13 @@ class Call:
             ("Contact", f"<{call._contact()}>"),
         ]
         pairs += [("Route", str(r)) for r in setup.outbound_route]
-        pairs += [("Allow", ALLOW), ("Supported", "replaces")]
+        pairs.append(("Allow", ALLOW))
         if setup.user_agent:
             pairs.append(("User-Agent", setup.user_agent))
         pairs.append(("Content-Type", SDP))
         call.invite = Request("INVITE", target, Headers.of(*pairs), body)
-        hop = setup.outbound_route[0].uri if setup.outbound_route else target
-        return call, [SendRequest(call.invite, hop), StateChanged("calling")]
-
-    def replace_invite(self, invite: Request) -> None:
-        """The INVITE was re-sent (e.g. with credentials after a 407)."""
-        self.invite = invite
+        hop = setup.outbound_route[0].uri.as_sip() if setup.outbound_route else target
+        return call, [SendRequest(call.invite, hop), StateChanged(Progress.CALLING)]
 
     def on_response(self, response: Response, request: Request) -> list[Command]:
         if request.method == "INVITE" and self._reinvite is not None and request.cseq == self._reinvite.cseq:
@@ -158,13 +156,14 @@ class Call:
             return self._on_provisional(response)
         if status < 300:
             return self._on_answer(response)
-        if status in (401, 407) and self.state in ("calling", "early") and self.setup.credentials:
+        if status in (401, 407) and self.state in (CallState.CALLING, CallState.EARLY) and self.setup.credentials:
             return self._invite_with_credentials(response)
-        if self.state in ("calling", "early", "cancelling"):
-            cancelled = self.state == "cancelling" and status == 487
+        if self.state in (CallState.CALLING, CallState.EARLY, CallState.CANCELLING):
+            if self.state == CallState.CANCELLING and status == 487:
+                self._go("failed")
+                return self._end(CallResult.CANCELLED, status, response.reason, EndCause.CANCELLED)
             self._go("failed")
-            result = "cancelled" if cancelled else "rejected"
-            return self._end(result, status, response.reason)
+            return self._end(CallResult.REJECTED, status, response.reason, EndCause.REJECTED)
         return []
 
     def _invite_with_credentials(self, response: Response) -> list[Command]:
@@ -174,7 +173,7 @@ class Call:
             self._auth.challenged(response)
         except AuthError as exc:
             self._go("failed")
-            return self._end("rejected", response.status, str(exc))
+            return self._end(CallResult.REJECTED, response.status, str(exc), EndCause.AUTH_FAILED)
         self._go("challenge")
         invite = self.invite
         number = invite.cseq.number + 1
@@ -185,7 +184,7 @@ class Call:
         )
         self.invite = self._auth.authorize(Request("INVITE", invite.uri, headers, invite.body))
         self._got_provisional = False
-        return [SendRequest(self.invite, self._first_hop()), StateChanged("authenticating", response.status)]
+        return [SendRequest(self.invite, self._first_hop()), StateChanged(Progress.AUTHENTICATING, response.status)]
 
     def _bye_with_credentials(self, response: Response) -> list[Command]:
         try:
@@ -204,20 +203,20 @@ class Call:
 
     def _first_hop(self) -> SipUri:
         assert self.invite is not None
-        return self.setup.outbound_route[0].uri if self.setup.outbound_route else self.invite.uri
+        return self.setup.outbound_route[0].uri.as_sip() if self.setup.outbound_route else self.invite.uri.as_sip()
 
     def _on_provisional(self, response: Response) -> list[Command]:
         if status_is_trying(response):
-            return [StateChanged("trying", 100)] if self.state == "calling" else []
+            return [StateChanged(Progress.TRYING, 100)] if self.state == CallState.CALLING else []
         commands: list[Command] = []
         first = not self._got_provisional
         self._got_provisional = True
-        if self.state == "cancelling":
+        if self.state == CallState.CANCELLING:
             if first and self._cancel_pending:
                 return self._send_cancel()
             return []
         self._go("provisional")
-        name = "ringing" if response.status == 180 else "progress"
+        name = Progress.RINGING if response.status == 180 else Progress.PROGRESS
         commands.append(StateChanged(name, response.status))
         commands += self._early_media(response)
         if self._cancel_pending and first:
@@ -236,11 +235,11 @@ class Call:
             log.info("ignoring bad SDP in %s: %s", response.status, exc)
             return []
         self.streams, self.remote_sdp = streams, answer
-        return [StateChanged("early_media", response.status), MediaUpdate(streams)]
+        return [StateChanged(Progress.EARLY_MEDIA, response.status), MediaUpdate(streams)]
 
     def _on_answer(self, response: Response) -> list[Command]:
         assert self.invite is not None
-        if self.state in ("confirmed", "terminating", "terminated"):
+        if self.state in (CallState.CONFIRMED, CallState.TERMINATING, CallState.TERMINATED):
             # a retransmitted 2xx: RFC 3261 §13.2.2.4 "The UAC core MUST generate an ACK
             # request for each 2xx received from the transaction layer."
             if self._ack is not None and self.dialog is not None and response.to_addr.tag == self.dialog.remote_tag:
@@ -250,10 +249,10 @@ class Call:
         self._ack = ack_for_2xx(self.dialog, self.invite, self.setup.local, self.setup.user_agent)
         hop = self.dialog.next_hop()
         commands: list[Command] = [SendRequest(self._ack, hop)]
-        if self.state == "cancelling":
+        if self.state == CallState.CANCELLING:
             # the 2xx crossed our CANCEL: acknowledge it, then hang up
             self._go("accepted")
-            return [*commands, self._send_bye()]
+            return [*commands, self._send_bye(), StateChanged(Progress.TERMINATING)]
         try:
             answer = SessionDescription.parse(response.body)
             assert self.local_sdp is not None
@@ -264,20 +263,19 @@ class Call:
             self._go("accepted")
             self._go("hangup")
             bye = self._send_bye()
-            self.result, self.final_code = "error", 488
+            self.result, self.final_code, self.cause = CallResult.ERROR, 488, EndCause.BAD_SDP
             self.reason = f"bad SDP answer: {exc}"
             log.warning("bad SDP answer: %s", exc)
-            return [*commands, bye, StateChanged("error", 488)]
+            return [*commands, bye, StateChanged(Progress.ERROR, 488), StateChanged(Progress.TERMINATING)]
         self._go("accepted")
         self.final_code = response.status
-        answered = StateChanged("answered", response.status)
-        commands = [answered, *commands, StateChanged("confirmed", response.status), MediaUpdate(self.streams)]
-        return commands
+        answered = StateChanged(Progress.ANSWERED, response.status)
+        return [answered, *commands, StateChanged(Progress.CONFIRMED, response.status), MediaUpdate(self.streams)]
 
     def _send_cancel(self) -> list[Command]:
         assert self.invite is not None
         self._cancel_pending = False
-        return [SendRequest(cancel_for(self.invite), self.invite.uri)]
+        return [SendRequest(cancel_for(self.invite), self.invite.uri.as_sip())]
 
     # ------------------------------------------------------------ callee side
 
@@ -295,9 +293,10 @@ class Call:
             except SdpError as exc:
                 call._go("reject")
                 response = call._response(488, extra=(("Warning", f'304 softphone "{_clean(str(exc))}"'),))
-                return call, [SendResponse(request, response), *call._end("rejected", 488, str(exc))]
+                ended = call._end(CallResult.REJECTED, 488, str(exc), EndCause.BAD_SDP)
+                return call, [SendResponse(request, response), *ended]
             call.remote_sdp, call.local_sdp, call.streams = offer, answer, tuple(streams)
-        return call, [StateChanged("incoming")]
+        return call, [StateChanged(Progress.INCOMING)]
 
     def _response(self, status: int, *, body: bytes = b"", extra: tuple[tuple[str, str], ...] = ()) -> Response:
         assert self.invite is not None
@@ -306,16 +305,23 @@ class Call:
             pairs.append(("Contact", f"<{self._contact()}>"))
         if status >= 200:
             pairs += [("Allow", ALLOW)]
+        return self._reply(self.invite, status, extra=pairs, body=body, to_tag=self._local_tag)
+
+    def _reply(
+        self, request: Request, status: int, *, extra: Iterable[tuple[str, str]] = (), body: bytes = b"",
+        to_tag: str | None = None,
+    ) -> Response:
+        """A response of ours to ``request``, naming us in Server (RFC 3261 §20.35)."""
+        pairs = list(extra)
         if self.setup.user_agent:
-            pairs.append(("User-Agent", self.setup.user_agent))
-        return build_response(
-            self.invite, status, to_tag=self._local_tag, extra=pairs, body=body, content_type=SDP if body else None
-        )
+            pairs.append(("Server", self.setup.user_agent))
+        return build_response(request, status, to_tag=to_tag, extra=pairs, body=body,
+                              content_type=SDP if body else None)
 
     def ring(self) -> list[Command]:
         assert self.invite is not None
         self._go("ring")
-        return [SendResponse(self.invite, self._response(180)), StateChanged("ringing", 180)]
+        return [SendResponse(self.invite, self._response(180)), StateChanged(Progress.RINGING, 180)]
 
     def answer(self) -> list[Command]:
         assert self.invite is not None
@@ -325,35 +331,43 @@ class Call:
             self.local_sdp = build_offer(self._session())
         response = self._response(200, body=str(self.local_sdp).encode())
         self.final_code = 200
-        commands: list[Command] = [SendResponse(self.invite, response), StateChanged("answered", 200)]
+        commands: list[Command] = [SendResponse(self.invite, response), StateChanged(Progress.ANSWERED, 200)]
         if self.streams:
             commands.append(MediaUpdate(self.streams))
         return commands
 
-    def reject(self, status: int = 486) -> list[Command]:
+    def reject(self, status: int = 486, cause: EndCause = EndCause.DECLINED) -> list[Command]:
         assert self.invite is not None
         self._go("reject")
-        return [SendResponse(self.invite, self._response(status)), *self._end("rejected", status, "rejected")]
+        response = self._response(status)
+        return [SendResponse(self.invite, response), *self._end(CallResult.REJECTED, status, response.reason, cause)]
 
     # ------------------------------------------------------------ both sides
 
-    def hangup(self) -> list[Command]:
-        """End the call whatever its state: CANCEL, reject, or BYE."""
-        if self.state in ("calling", "early"):
+    def hangup(self, cause: EndCause = EndCause.LOCAL_HANGUP, reason: str | None = None) -> list[Command]:
+        """End the call whatever its state: CANCEL, reject, or BYE. A cause other than
+        the user's wish (no RTP, a timeout) makes the call's result an error."""
+        if self.ended or self.state == CallState.TERMINATING:
+            return []
+        if cause not in (EndCause.LOCAL_HANGUP, EndCause.WINDOW_CLOSED):
+            self.result, self.cause, self.reason = CallResult.ERROR, cause, reason or cause.value.replace("_", " ")
+        elif self.cause is None:
+            self.cause = cause
+        if self.state in (CallState.CALLING, CallState.EARLY):
             self._go("cancel")
             if self._got_provisional:
-                return [*self._send_cancel(), StateChanged("cancelling")]
+                return [*self._send_cancel(), StateChanged(Progress.CANCELLING)]
             # RFC 3261 §9.1: "If no provisional response has been received, the CANCEL
             # request MUST NOT be sent; rather, the client MUST wait for the arrival of a
             # provisional response before sending the request."
             self._cancel_pending = True
-            return [StateChanged("cancelling")]
-        if self.state in ("incoming", "ringing"):
-            return self.reject(603)
-        if self.state in ("confirmed", "answered"):
+            return [StateChanged(Progress.CANCELLING)]
+        if self.state in (CallState.INCOMING, CallState.RINGING):
+            return self.reject(480 if cause == EndCause.RING_TIMEOUT else 603, cause)
+        if self.state in (CallState.CONFIRMED, CallState.ANSWERED):
             assert self.dialog is not None
             self._go("hangup")
-            return [self._send_bye(), StateChanged("terminating")]
+            return [self._send_bye(), StateChanged(Progress.TERMINATING)]
         return []
 
     def hold(self) -> list[Command]:
@@ -363,7 +377,7 @@ class Call:
         return self._reinvite_with("sendrecv")
 
     def _reinvite_with(self, direction: str) -> list[Command]:
-        if self.state != "confirmed" or self.dialog is None:
+        if self.state != CallState.CONFIRMED or self.dialog is None:
             raise StateError("Call", self.state, "re-INVITE")
         if self._reinvite is not None:
             raise StateError("Call", "re-INVITE pending", "re-INVITE")
@@ -393,8 +407,8 @@ class Call:
             if response.status in (408, 481):
                 # RFC 5057 §5.1: these responses end the dialog
                 self._go("dialog_lost")
-                return [self._send_bye()]
-            return [StateChanged("reinvite_failed", response.status)]
+                return [self._send_bye(), StateChanged(Progress.TERMINATING)]
+            return [StateChanged(Progress.REINVITE_FAILED, response.status)]
         self.dialog.update_from_response(response)
         ack = ack_for_2xx(self.dialog, request, self.setup.local, self.setup.user_agent)
         commands: list[Command] = [SendRequest(ack, self.dialog.next_hop())]
@@ -405,7 +419,7 @@ class Call:
         except SdpError as exc:
             log.warning("bad SDP in re-INVITE answer: %s", exc)
             return commands
-        return [*commands, MediaUpdate(self.streams), StateChanged("held" if self.held else "resumed")]
+        return [*commands, MediaUpdate(self.streams), StateChanged(Progress.HELD if self.held else Progress.RESUMED)]
 
     def on_request(self, request: Request) -> list[Command]:
         """A request inside this call's dialog (or a CANCEL of its INVITE)."""
@@ -416,33 +430,36 @@ class Call:
             return self._on_ack(request)
         assert self.dialog is not None
         if not self.dialog.accept_remote_seq(request):
-            return [SendResponse(request, build_response(request, 500, extra=(("Retry-After", "1"),)))]
+            return [SendResponse(request, self._reply(request, 500, extra=(("Retry-After", "1"),)))]
         if method == "BYE":
-            ok = SendResponse(request, build_response(request, 200))
-            if self.state in ("confirmed", "answered", "terminating"):
+            ok = SendResponse(request, self._reply(request, 200))
+            if self.state in (CallState.CONFIRMED, CallState.ANSWERED, CallState.TERMINATING):
                 self._go("bye")
-                return [ok, *self._end(self.result or "completed", self.final_code or 200, "remote hangup")]
+                result = self.result or CallResult.COMPLETED
+                return [ok, *self._end(result, self.final_code or 200, "remote hangup", EndCause.REMOTE_HANGUP)]
             return [ok]
         if method == "INVITE":
             return self._on_reinvite(request)
-        if method in ("OPTIONS", "INFO", "UPDATE"):
-            return [SendResponse(request, build_response(request, 200, extra=(("Allow", ALLOW),)))]
-        return [SendResponse(request, build_response(request, 501, extra=(("Allow", ALLOW),)))]
+        if method == "OPTIONS":
+            return [SendResponse(request, self._reply(request, 200, extra=(("Allow", ALLOW),)))]
+        # the user agent answers the methods we do not support before they reach a call
+        return [SendResponse(request, self._reply(request, 405, extra=(("Allow", ALLOW),)))]
 
     def _on_cancel(self, request: Request) -> list[Command]:
-        ok = SendResponse(request, build_response(request, 200, to_tag=self._local_tag))
-        if self.state not in ("incoming", "ringing") or self.invite is None:
+        ok = SendResponse(request, self._reply(request, 200, to_tag=self._local_tag))
+        if self.state not in (CallState.INCOMING, CallState.RINGING) or self.invite is None:
             return [ok]
         self._go("cancelled")
         # RFC 3261 §9.2: "the UAS SHOULD then respond to the INVITE with a 487"
         terminated = SendResponse(self.invite, self._response(487))
-        return [ok, terminated, *self._end("cancelled", 487, "cancelled by the caller")]
+        ended = self._end(CallResult.CANCELLED, 487, "cancelled by the caller", EndCause.CANCELLED_BY_CALLER)
+        return [ok, terminated, *ended]
 
     def _on_ack(self, request: Request) -> list[Command]:
-        if self.state != "answered" or self.invite is None or request.cseq.number != self.invite.cseq.number:
+        if self.state != CallState.ANSWERED or self.invite is None or request.cseq.number != self.invite.cseq.number:
             return []
         self._go("ack")
-        commands: list[Command] = [StateChanged("confirmed", 200)]
+        commands: list[Command] = [StateChanged(Progress.CONFIRMED, 200)]
         if not self.streams and request.body and self.local_sdp is not None:
             try:
                 self.remote_sdp = SessionDescription.parse(request.body)
@@ -450,19 +467,19 @@ class Call:
                 commands.append(MediaUpdate(self.streams))
             except SdpError as exc:
                 log.warning("bad SDP answer in ACK: %s", exc)
-                return [*commands, *self.hangup()]
+                return [*commands, *self.hangup(EndCause.BAD_SDP, f"bad SDP answer in the ACK: {exc}")]
         return commands
 
     def _on_reinvite(self, request: Request) -> list[Command]:
         assert self.dialog is not None
-        if self.state != "confirmed" or self._reinvite is not None:
+        if self.state != CallState.CONFIRMED or self._reinvite is not None:
             # RFC 3261 §14.2: "A UAS that receives a second INVITE before it sends the
             # final response to a first INVITE with a lower CSeq ... MUST return a 500";
             # a re-INVITE crossing our own gets 491 (glare).
             status = 491 if self._reinvite is not None else 500
-            return [SendResponse(request, build_response(request, status))]
+            return [SendResponse(request, self._reply(request, status))]
         if request.contacts:
-            self.dialog.remote_target = request.contacts[0].uri
+            self.dialog.remote_target = request.contacts[0].uri.as_sip()
         body = b""
         streams = self.streams
         if request.body:
@@ -473,7 +490,7 @@ class Call:
                 return [
                     SendResponse(
                         request,
-                        build_response(request, 488, extra=(("Warning", f'304 softphone "{_clean(str(exc))}"'),)),
+                        self._reply(request, 488, extra=(("Warning", f'304 softphone "{_clean(str(exc))}"'),)),
                     )
                 ]
             self.remote_sdp, self.local_sdp, streams = offer, answer, tuple(negotiated)
@@ -481,47 +498,56 @@ class Call:
         elif self.local_sdp is not None:
             body = str(self.local_sdp).encode()
         pairs = (("Contact", f"<{self._contact()}>"), ("Allow", ALLOW))
-        response = build_response(request, 200, extra=pairs, body=body, content_type=SDP if body else None)
+        response = self._reply(request, 200, extra=pairs, body=body)
         self.streams = streams
         held = all(s.direction in ("recvonly", "inactive") for s in streams if not s.declined)
-        state = "held_by_peer" if held else "resumed"
+        state = Progress.HELD_BY_PEER if held else Progress.RESUMED
         return [SendResponse(request, response), MediaUpdate(self.streams), StateChanged(state)]
 
     def on_timeout(self, request: Request, timer: str = "B") -> list[Command]:
         """A client transaction of ours got no answer (Timer B or F) or could not be sent."""
         if request.method == "INVITE" and self.invite is not None and request.cseq == self.invite.cseq:
-            if self.state in ("calling", "early", "cancelling"):
+            if self.state in (CallState.CALLING, CallState.EARLY, CallState.CANCELLING):
                 self._go("failed")
                 if timer == "transport":
-                    return self._end("error", None, "transport error: the peer could not be reached")
-                return self._end("timeout", 408, "no response")
+                    reason = "transport error: the peer could not be reached"
+                    return self._end(CallResult.ERROR, None, reason, EndCause.TRANSPORT_ERROR)
+                return self._end(CallResult.TIMEOUT, 408, "no response", EndCause.NO_RESPONSE)
         if request.method == "INVITE" and self._reinvite is not None and request.cseq == self._reinvite.cseq:
             return self._on_reinvite_response(Response(408, "Request Timeout", request.headers))
         if request.method == "BYE":
             return self._end_after_bye(408)
-        if request.method == "CANCEL" and self.state == "cancelling":
+        if request.method == "CANCEL" and self.state == CallState.CANCELLING:
             self._go("failed")
-            return self._end("cancelled", None, "no answer to CANCEL")
+            return self._end(CallResult.CANCELLED, None, "no answer to CANCEL", EndCause.CANCELLED)
         return []
 
     def on_answer_timeout(self) -> list[Command]:
         """Our 2xx was never acknowledged: RFC 3261 §13.3.1.4 "the UAS core SHOULD ... send a BYE"."""
-        if self.state != "answered" or self.dialog is None:
+        if self.state != CallState.ANSWERED or self.dialog is None:
             return []
         self._go("ack_timeout")
-        self.result, self.final_code = "error", 408
+        self.result, self.final_code, self.cause = CallResult.ERROR, 408, EndCause.NO_ACK
         self.reason = "the peer never acknowledged our answer"
-        return [self._send_bye()]
+        return [self._send_bye(), StateChanged(Progress.TERMINATING)]
+
+    def abandon(self) -> list[Command]:
+        """Stop waiting for the answer to our BYE or CANCEL (the phone is shutting down)."""
+        if self.state == CallState.CANCELLING:
+            self._go("failed")
+            return self._end(CallResult.CANCELLED, None, "cancelled", EndCause.CANCELLED)
+        return self._end_after_bye(408)
 
     def on_bye_unanswered(self) -> list[Command]:
         """Our BYE got no final answer in the time we wait for one: the call is over all the same."""
         return self._end_after_bye(408)
 
     def _end_after_bye(self, status: int) -> list[Command]:
-        if self.state != "terminating":
+        if self.state != CallState.TERMINATING:
             return []
         self._go("bye_done")
-        return self._end(self.result or "completed", self.final_code or 200, self.reason or "local hangup")
+        result, reason = self.result or CallResult.COMPLETED, self.reason or "local hangup"
+        return self._end(result, self.final_code or 200, reason, self.cause or EndCause.LOCAL_HANGUP)
 
 
 def status_is_trying(response: Response) -> bool:

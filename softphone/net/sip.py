@@ -13,17 +13,34 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from softphone.errors import ParseError, TransportError
 from softphone.sip.dialog import LocalAddress
-from softphone.sip.endpoint import Endpoint, Event, Outgoing, Peer
+from softphone.sip.endpoint import Outgoing, Peer
 from softphone.sip.framing import Keepalive, StreamFramer
 from softphone.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
 wire = logging.getLogger("softphone.wire")
 
-EventHandler = Callable[[list[Event]], None]
+EventHandler = Callable[[list[Any]], None]
+
+
+class SipCore(Protocol):
+    """The sans-I/O core this module drives (the user agent, or a bare endpoint): what
+    it returns from each call goes to the handler."""
+
+    def receive(self, data: bytes, source: Peer, now: float) -> list[Any]: ...
+
+    def transport_failed(self, peer: Peer, now: float) -> list[Any]: ...
+
+    def handle_timer(self, now: float) -> list[Any]: ...
+
+    def get_timer(self) -> float | None: ...
+
+    def datagrams_to_send(self) -> list[Outgoing]: ...
+
 UDP_RECEIVE_BUFFER = 2 * 1024 * 1024  # the kernel caps it at net.core.rmem_max
 PORT_ATTEMPTS = 20  # pairs of free UDP and TCP ports tried when the port is 0
 
@@ -37,6 +54,11 @@ def is_ipv6(host: str) -> bool:
 
 def is_unspecified(host: str) -> bool:
     return host in ("", "0.0.0.0", "::")
+
+
+def local_host_name() -> str:
+    """This machine's name, as a Request-URI may name it (no DNS lookup)."""
+    return socket.gethostname()
 
 
 @dataclass
@@ -59,12 +81,12 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 class SipNetwork:
-    """UDP and TCP listeners for one Endpoint."""
+    """UDP and TCP listeners for one sans-I/O core, and its one timer handle."""
 
     def __init__(
-        self, endpoint: Endpoint, handler: EventHandler, loop: asyncio.AbstractEventLoop | None = None
+        self, core: SipCore, handler: EventHandler, loop: asyncio.AbstractEventLoop | None = None
     ) -> None:
-        self.endpoint = endpoint
+        self.core = core
         self.handler = handler
         self.loop = loop or asyncio.get_running_loop()
         self.bind_host = "0.0.0.0"
@@ -106,7 +128,7 @@ class SipNetwork:
             )
         except OSError as exc:
             raise TransportError(f"cannot listen on UDP {_hostport(host, port)}: {exc.strerror or exc}") from exc
-        self._udp = transport  # type: ignore[assignment]
+        self._udp = transport
         sock = transport.get_extra_info("socket")
         if sock is not None:
             # bursts (many registrations or calls at once) must not overflow the default buffer
@@ -188,7 +210,7 @@ class SipNetwork:
         if wire.isEnabledFor(logging.DEBUG):
             wire.debug("<<< %s:%s/%s\n%s", source.host, source.port, source.transport, data.decode(errors="replace"))
         try:
-            events = self.endpoint.receive(data, source, self.now())
+            events = self.core.receive(data, source, self.now())
         except Exception:  # the phone keeps serving whatever arrives
             log.exception("internal error on a message from %s:%s", source.host, source.port)
             events = []
@@ -197,10 +219,10 @@ class SipNetwork:
         self.kick()
 
     def kick(self) -> None:
-        """Send what the endpoint has queued and re-arm its timer."""
-        for outgoing in self.endpoint.datagrams_to_send():
+        """Send what the core has queued and re-arm its timer."""
+        for outgoing in self.core.datagrams_to_send():
             self._send(outgoing)
-        deadline = self.endpoint.get_timer()
+        deadline = self.core.get_timer()
         if deadline == self._timer_at:
             return
         if self._timer is not None:
@@ -217,7 +239,7 @@ class SipNetwork:
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
-        events = self.endpoint.handle_timer(self.now())
+        events = self.core.handle_timer(self.now())
         if events:
             self.handler(events)
         self.kick()
@@ -252,7 +274,7 @@ class SipNetwork:
         except (OSError, asyncio.TimeoutError) as exc:
             log.info("TCP connection to %s failed: %s", _hostport(*key), exc)
             self._pending.pop(key, None)
-            events = self.endpoint.transport_failed(Peer("tcp", key[0], key[1]), self.now())
+            events = self.core.transport_failed(Peer("tcp", key[0], key[1]), self.now())
             if events:
                 self.handler(events)
             self.kick()
