@@ -9,20 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from enum import Enum
 from typing import Any, ClassVar
 
 from softphone.call.states import CallResult, Direction, EndCause, Progress
 
+_JSON_NAMES: dict[type, tuple[tuple[str, str], ...]] = {}
 
-def _plain(value: object) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    return value
+
+def _json_names(cls: type) -> tuple[tuple[str, str], ...]:
+    """(attribute, JSON key) of each field of an event class."""
+    names = _JSON_NAMES.get(cls)
+    if names is None:
+        names = _JSON_NAMES[cls] = tuple((f.name, f.metadata.get("json", f.name)) for f in fields(cls))
+    return names
 
 
 @dataclass(frozen=True)
@@ -30,9 +29,10 @@ class PhoneEvent:
     kind: ClassVar[str] = ""
 
     def to_json(self) -> dict[str, Any]:
+        """The event as JSON-ready values (the enums are strings)."""
         data: dict[str, Any] = {"event": self.kind}
-        for item in fields(self):
-            data[item.metadata.get("json", item.name)] = _plain(getattr(self, item.name))
+        for name, key in _json_names(type(self)):
+            data[key] = getattr(self, name)
         return data
 
     def human(self) -> str | None:
@@ -96,7 +96,7 @@ class MediaNotice(PhoneEvent):
     data: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"event": self.name, "call_id": self.call_id, **_plain(self.data)}
+        return {"event": self.name, "call_id": self.call_id, **self.data}
 
 
 @dataclass(frozen=True)
@@ -160,4 +160,4 @@ class Summary(PhoneEvent):
     data: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"event": self.kind, **_plain(self.data)}
+        return {"event": self.kind, **self.data}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from softphone.errors import ParseError
 from softphone.sip.headers import (
@@ -151,19 +152,19 @@ class MessageFields:
             raise ParseError(f"bad {name}: {value!r}")
         return int(value)
 
-    @property
+    @cached_property
     def call_id(self) -> str:
         return self.required("Call-ID")
 
-    @property
+    @cached_property
     def cseq(self) -> CSeq:
         return CSeq.parse(self.required("CSeq"))
 
-    @property
+    @cached_property
     def from_addr(self) -> NameAddress:
         return NameAddress.parse(self.required("From"))
 
-    @property
+    @cached_property
     def to_addr(self) -> NameAddress:
         return NameAddress.parse(self.required("To"))
 
@@ -171,7 +172,7 @@ class MessageFields:
     def vias(self) -> list[Via]:
         return [Via.parse(value) for value in self.headers.get_all("Via")]
 
-    @property
+    @cached_property
     def top_via(self) -> Via:
         vias = self.headers.get_all("Via")
         if not vias:
