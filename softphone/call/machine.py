@@ -345,14 +345,16 @@ class Call:
     # ------------------------------------------------------------ both sides
 
     def hangup(self, cause: EndCause = EndCause.LOCAL_HANGUP, reason: str | None = None) -> list[Command]:
-        """End the call whatever its state: CANCEL, reject, or BYE. A cause other than
-        the user's wish (no RTP, a timeout) makes the call's result an error."""
+        """End the call whatever its state: CANCEL, reject, or BYE. A cause other than a
+        wish of ours (no RTP, no answer to our answer) makes the call's result an error."""
         if self.ended or self.state == CallState.TERMINATING:
             return []
-        if cause not in (EndCause.LOCAL_HANGUP, EndCause.WINDOW_CLOSED):
-            self.result, self.cause, self.reason = CallResult.ERROR, cause, reason or cause.value.replace("_", " ")
-        elif self.cause is None:
+        if cause not in _WISHED:
+            self.result = CallResult.ERROR
+        if self.cause is None or cause not in _WISHED:
             self.cause = cause
+        if reason is not None:
+            self.reason = reason
         if self.state in (CallState.CALLING, CallState.EARLY):
             self._go("cancel")
             if self._got_provisional:
@@ -548,6 +550,10 @@ class Call:
         self._go("bye_done")
         result, reason = self.result or CallResult.COMPLETED, self.reason or "local hangup"
         return self._end(result, self.final_code or 200, reason, self.cause or EndCause.LOCAL_HANGUP)
+
+
+# hanging up for these causes is a normal end of the call
+_WISHED = frozenset({EndCause.LOCAL_HANGUP, EndCause.WINDOW_CLOSED, EndCause.IN_CALL_TIMEOUT, EndCause.RING_TIMEOUT})
 
 
 def status_is_trying(response: Response) -> bool:

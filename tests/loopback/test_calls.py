@@ -268,3 +268,23 @@ def test_tcp_connection_refused_is_a_transport_error(softphone: Any) -> None:
         code = call.wait(timeout=20)
     assert code == 3, f"exit {code}; stderr:\n{call.stderr}"
     assert call.summary is not None and call.summary["result"] == "error", call.summary
+
+
+@pytest.mark.timeout(60)
+def test_in_call_timeout_hangs_up(softphone: Any, tmp_path: Any) -> None:
+    """[sip] in_call_timeout: the answerer hangs up a call that has lasted that long."""
+    config = tmp_path / "short.rc"
+    config.write_text("[sip]\nin_call_timeout=2\n")
+    callee = softphone("-c", str(config), "--bind", "127.0.0.1", "--sip-port", "0", "answer", "--auto", "--once",
+                       "--no-video")
+    call = caller(softphone, "127.0.0.1", uri_for("127.0.0.1", callee.port("udp")), "--no-video")
+
+    assert call.wait(timeout=20) == 0, call.stderr
+    summary = call.summary
+    assert summary is not None and summary["result"] == "completed", summary
+    assert summary["cause"] == "remote_hangup", summary
+    assert callee.wait(timeout=15) == 0, callee.stderr
+    end = only_call(callee.summary)
+    assert end["cause"] == "in_call_timeout" and end["result"] == "completed", end
+    timeline = end["timeline"]
+    assert timeline["bye"] - timeline["ack"] >= 2.0, timeline
