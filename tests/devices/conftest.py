@@ -5,6 +5,10 @@ temporary runtime directory, points this process at it through ``PULSE_SERVER``,
 ``PULSE_SINK`` and ``PULSE_SOURCE`` (the sink's monitor), so that PortAudio's ALSA host
 API shows ``pulse`` and ``default`` devices; it stops the daemon by its PID afterwards.
 Without ``pulseaudio`` the tests skip, unless the ``CI`` variable is set: then they fail.
+
+Every null sink here is made with ``norewinds=1`` (see ``null_sink_arguments``): else an
+idle null sink renders two seconds ahead at a time, and a stream that connects waits for
+the rest of those two seconds, 0 to 2 s at random, before its first sample is played.
 """
 
 from __future__ import annotations
@@ -30,6 +34,19 @@ START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 5.0
 DAEMON_MAX_S = 900  # the daemon ends by itself after this long, even if the test run is killed
 PULSE_VARIABLES = ("PULSE_SERVER", "PULSE_SINK", "PULSE_SOURCE")
+
+
+def null_sink_arguments(name: str, rate: int) -> list[str]:
+    """``module-null-sink`` arguments for a mono sink that plays a new stream at once.
+
+    PulseAudio's null sink renders up to its latency ahead of its clock: two seconds
+    while no stream asks for less. A stream that connects lowers that latency, and with
+    it the rewind the sink allows, to the stream's own (20 ms for PortAudio's): the sink
+    cannot take back the rest of the two seconds it rendered, and pulls nothing from the
+    new stream until they have passed. With ``norewinds=1`` (PulseAudio 13 and later)
+    the sink's latency is 50 ms at most from the start.
+    """
+    return [f"sink_name={name}", f"rate={rate}", "channels=1", "norewinds=1"]
 
 
 @dataclass(frozen=True)
@@ -110,8 +127,8 @@ def pulse_audio() -> Iterator[PulseServer]:
         executable, "--daemonize=no", "--system=false", "-n", "--exit-idle-time=-1", "--use-pid-file=no",
         "--log-target=stderr",
         "-L", f"module-native-protocol-unix socket={sock} auth-anonymous=1",
-        "-L", f"module-null-sink sink_name={SINK_NAME} rate=48000 channels=1 "
-              "sink_properties=device.description=SoftphoneTestSink",
+        "-L", " ".join(["module-null-sink", *null_sink_arguments(SINK_NAME, 48000),
+                        "sink_properties=device.description=SoftphoneTestSink"]),
         "-L", "module-always-sink",
     ]
     timeout_cmd = shutil.which("timeout")

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.devices.conftest import null_sink_arguments
+
 RATE = 16000
 
 
@@ -46,7 +48,7 @@ def dominant_hz(x: np.ndarray) -> float:
 @pytest.mark.timeout(90)
 def test_tone_through_pyaudio_capture_and_playback(pulse_audio, softphone, tmp_path):
     for name in ("mouth", "ear"):
-        pactl(pulse_audio, "load-module", "module-null-sink", f"sink_name={name}", f"rate={RATE}", "channels=1")
+        pactl(pulse_audio, "load-module", "module-null-sink", *null_sink_arguments(name, RATE))
     pulse = {"PULSE_SERVER": pulse_audio.server}
     callee = softphone("--bind", "127.0.0.1", "--sip-port", "0", "--rtp-port", "0", "answer", "--auto", "--once",
                        "--audio-codec", "G722", "--audio-source", "silence:", "--audio-sink", "pyaudio: default",
@@ -99,7 +101,7 @@ def test_devices_lists_pulseaudio(pulse_audio, softphone):
 
 @pytest.mark.timeout(90)
 def test_ringback_is_played_while_the_peer_rings(pulse_audio, softphone, tmp_path):
-    pactl(pulse_audio, "load-module", "module-null-sink", "sink_name=speaker", f"rate={RATE}", "channels=1")
+    pactl(pulse_audio, "load-module", "module-null-sink", *null_sink_arguments("speaker", RATE))
     callee = softphone("--bind", "127.0.0.1", "--sip-port", "0", "--rtp-port", "0", "answer", "--auto", "--once",
                        "--delay", "4", "--audio-source", "silence:", "--audio-sink", "null:")
     recording = tmp_path / "speaker.raw"

@@ -1,8 +1,8 @@
 """The PortAudio devices on real PortAudio streams, through a private PulseAudio daemon with a null sink.
 
 A tone written to a PyAudioSink plays into the null sink; a PyAudioSource records the
-sink's monitor. PulseAudio here may take a second or more before a new stream moves,
-so the loops below run until enough tone has come back, within a generous deadline.
+sink's monitor. A new stream may be slow to move on a busy machine, so the loops below
+run until enough tone has come back, within a generous deadline.
 """
 
 from __future__ import annotations
