@@ -17,7 +17,12 @@ changes by whole frames:
   sender clock, or a target that went up): a Missing is returned without moving
   the playout point, so the delay grows by one frame;
 * the next frame has not arrived and its time has come: it is concealed (Missing)
-  and skipped; if it arrives later it is discarded as late.
+  and skipped; if it arrives later it is discarded as late;
+* playing later than the target by more than the target itself and the margin (over
+  twice the delay aimed at): the buffer holds a backlog that came in one burst (packets
+  kept while the stream was being set up, or held up on the path), not jitter. Every
+  frame whose time has passed is discarded at once, counted as late; dropped one frame
+  at a time as above, the backlog would take seconds of speech to leave the delay.
 
 A timestamp jump (sender restart, a talkspurt whose timestamps did not follow the
 clock) resynchronises the buffer instead of concealing thousands of frames.
@@ -214,6 +219,7 @@ class JitterBuffer:
         if not self._playing and not self._start(now):
             return None
         assert self._playout is not None
+        self._skip_backlog(now)
         head = self._head()
         if head is None:
             return self._gap(now)
@@ -233,6 +239,21 @@ class JitterBuffer:
             return False
         self._over = 0
         return True
+
+    def _skip_backlog(self, now: float) -> None:
+        """When the playout point is later than its time by more than the target delay and
+        the margin, discard (as late) every buffered frame but the newest that is later
+        than the margin."""
+        assert self._playout is not None
+        desired = self._desired(now)
+        if desired is None:
+            return
+        limit = desired - DROP_MARGIN_FRAMES * self.frame_samples
+        if self._playout >= limit - self._target_ms * self.clock_rate / 1000:
+            return
+        while len(self._order) > 1 and self._order[0] < limit:
+            self._discard(self._order[0])
+            self.late += 1
 
     def _desired(self, now: float) -> float | None:
         """The timestamp that should be playing now at the target delay."""

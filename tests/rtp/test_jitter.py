@@ -168,6 +168,23 @@ def test_late_packet_is_discarded_after_its_frame_was_concealed() -> None:
     assert run.played == [i for i in range(300) if i != 100]
 
 
+@pytest.mark.parametrize("early", [0, 2])
+def test_backlog_that_comes_in_one_burst_is_discarded_at_once(early: int) -> None:
+    # the first half second waits (for the stream to be set up) and comes in one burst;
+    # or its first `early` packets come just before a playout tick, the rest just after
+    arrivals = [(0.521 if i < early else 0.531, p) if t < 0.531 else (t, p) for i, (t, p) in enumerate(steady(400))]
+    jb = buffer()
+    run = simulate(jb, arrivals, duration=8.2)
+    assert jb.late >= 20  # the frames whose time has passed are discarded at once, as late
+    assert len(run.played) + jb.late + jb.dropped_for_drift == 400
+    # every other frame plays, but the few dropped while the target delay, raised by
+    # the burst, comes back down
+    assert jb.dropped_for_drift <= 3
+    assert run.played == sorted(run.played)
+    assert not any(isinstance(r, Missing) for r in run.active())
+    assert max(run.delays()) < 0.1
+
+
 def test_jitter_raises_the_target_delay_and_a_clean_stream_lets_it_fall() -> None:
     arrivals = []
     for i in range(1500):  # 10 s of +-20 ms, then 20 s clean
