@@ -129,9 +129,10 @@ class CallForgotten:
 
 @dataclass(frozen=True)
 class PassOn:
-    """An event for another part of the phone (the answers to our REGISTERs)."""
+    """The answer to one of our requests outside any call (a REGISTER), or its timeout,
+    for another part of the phone."""
 
-    event: Event
+    event: ResponseReceived | TransactionTimedOut
 
 
 AgentCommand = CallCommand | Resolve | IncomingCall | CallRefused | CallForgotten | PassOn
@@ -415,17 +416,15 @@ class UserAgent:
             return self._run(record, record.call.on_answer_timeout(), now) if record is not None else []
         request = event.request
         record = self.calls.get(request.call_id)
+        if isinstance(event, AckReceived):
+            if record is None or (record.call.dialog is not None and not record.call.dialog.matches(request)):
+                return []  # an ACK for no dialog of ours is dropped (ACKs are never answered)
+            return self._run(record, record.call.on_request(request), now)
         if record is None or request.method == "REGISTER":
-            return [] if isinstance(event, AckReceived) else [PassOn(event)]
-        call = record.call
+            return [PassOn(event)]
         if isinstance(event, ResponseReceived):
-            return self._run(record, call.on_response(event.response, request), now)
-        if isinstance(event, TransactionTimedOut):
-            return self._run(record, call.on_timeout(request, event.timer), now)
-        assert isinstance(event, AckReceived)
-        if call.dialog is not None and not call.dialog.matches(request):
-            return []  # an ACK for no dialog of ours is dropped (ACKs are never answered)
-        return self._run(record, call.on_request(request), now)
+            return self._run(record, record.call.on_response(event.response, request), now)
+        return self._run(record, record.call.on_timeout(request, event.timer), now)
 
     def _on_request(self, request: Request, source: Peer, now: float) -> list[AgentCommand]:
         refusal = self.inspector.inspect(request, now)

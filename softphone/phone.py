@@ -321,7 +321,7 @@ class Phone:
 
     def _pass_on(self, command: PassOn) -> None:
         event, registrar = command.event, self._registrar
-        if registrar is None or event.request.method != "REGISTER":  # type: ignore[union-attr]
+        if registrar is None or event.request.method != "REGISTER":
             return
         if isinstance(event, ResponseReceived):
             registrar.on_response(event.response)
