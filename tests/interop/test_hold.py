@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
+from softphone.call.states import CallResult
 from softphone.config import default_config
+from softphone.events import CallSummary
 from softphone.phone import Phone
 
 pytestmark = pytest.mark.interop
@@ -30,7 +32,7 @@ def test_sipp_holds_and_resumes_the_softphone(softphone, sipp):
     assert end["result"] == "completed" and end["audio"]["direction"] == "sendrecv", where
 
 
-async def _hold_and_resume(uri: str) -> tuple[list[str], list[str], dict]:
+async def _hold_and_resume(uri: str) -> tuple[list[str], list[str], CallSummary]:
     config = default_config().with_values("sip", sip_port=0, sip_tcp_port=0)
     config = config.with_values("rtp", audio_rtp_port=(0, 0), video_rtp_port=(0, 0))
     phone = Phone(config, bind="127.0.0.1")
@@ -60,7 +62,7 @@ def test_softphone_holds_and_resumes_pjsua2(pjsua2_peer):
     where = f"pjsua2 stderr:\n{peer.stderr[-3000:]}"
     # pjsua2 answered our a=sendonly with a=recvonly, then our a=sendrecv with a=sendrecv
     assert directions == ["sendonly", "sendrecv"], f"{states}\n{where}"
-    assert summary["result"] == "completed", f"{summary}\n{where}"
+    assert summary.result == CallResult.COMPLETED, f"{summary}\n{where}"
     (call,) = result["calls"]
     assert "CONFIRMED" in call["state_names"] and call["hangup_by"] == "remote", f"{call}\n{where}"
-    assert call["call_id"] == summary["call_id"], where
+    assert call["call_id"] == summary.call_id, where
