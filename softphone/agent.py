@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import fnmatch
 import heapq
-import ipaddress
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from softphone.call import (
 )
 from softphone.call.states import CallState, EndCause, Progress
 from softphone.errors import ParseError, StateError
+from softphone.registrations import RegistrationOutput, RegistrationSet
 from softphone.sip.dialog import random_token
 from softphone.sip.endpoint import (
     AckReceived,
@@ -46,10 +46,11 @@ from softphone.sip.endpoint import (
     Peer,
     RequestReceived,
     ResponseReceived,
-    TransactionTimedOut,
     build_response,
+    literal_peer,
 )
 from softphone.sip.message import Request
+from softphone.sip.registration import Registration
 from softphone.sip.uas import RequestInspector
 from softphone.sip.uri import SipUri
 
@@ -127,15 +128,7 @@ class CallForgotten:
     call_id: str
 
 
-@dataclass(frozen=True)
-class PassOn:
-    """The answer to one of our requests outside any call (a REGISTER), or its timeout,
-    for another part of the phone."""
-
-    event: ResponseReceived | TransactionTimedOut
-
-
-AgentCommand = CallCommand | Resolve | IncomingCall | CallRefused | CallForgotten | PassOn
+AgentCommand = CallCommand | Resolve | IncomingCall | CallRefused | CallForgotten | RegistrationOutput
 
 
 @dataclass
@@ -155,7 +148,7 @@ class CallRecord:
 
 
 class UserAgent:
-    """Calls over one endpoint. Pure: ``now`` is always given."""
+    """Calls and registrations over one endpoint. Pure: ``now`` is always given."""
 
     def __init__(
         self,
@@ -166,8 +159,10 @@ class UserAgent:
         in_call_timeout: float = 0.0,
         local_hosts: Iterable[str] = (),
         domains: Iterable[str] = (),
+        keepalive_period: float = 30.0,
     ) -> None:
         self.endpoint = endpoint
+        self.registrations = RegistrationSet(endpoint, keepalive_period)
         self.user_agent = user_agent
         self.policy = policy  # None: incoming calls get 480
         self.in_call_timeout = in_call_timeout
@@ -195,7 +190,7 @@ class UserAgent:
         return self._route(self.endpoint.transport_failed(peer, now), now)
 
     def datagrams_to_send(self) -> list[Outgoing]:
-        return self.endpoint.datagrams_to_send()
+        return self.endpoint.datagrams_to_send() + self.registrations.datagrams_to_send()
 
     def get_timer(self) -> float | None:
         heap = self._heap
@@ -205,14 +200,13 @@ class UserAgent:
             if record is not None and record.timers.get(timer) == deadline:
                 break
             heapq.heappop(heap)  # stale: the timer was cancelled or moved
-        own = heap[0][0] if heap else None
-        other = self.endpoint.get_timer()
-        if own is None or other is None:
-            return own if other is None else other
-        return min(own, other)
+        deadlines = [heap[0][0]] if heap else []
+        deadlines += [d for d in (self.endpoint.get_timer(), self.registrations.get_timer()) if d is not None]
+        return min(deadlines, default=None)
 
     def handle_timer(self, now: float) -> list[AgentCommand]:
         out = self._route(self.endpoint.handle_timer(now), now)
+        out += self.registrations.handle_timer(now)
         while self._heap and self._heap[0][0] <= now:
             deadline, _, call_id, timer = heapq.heappop(self._heap)
             record = self.calls.get(call_id)
@@ -284,15 +278,27 @@ class UserAgent:
         record = self._record(call_id)
         return self._run(record, record.call.resume(), now)
 
+    def register(self, registration: Registration, transport: str, now: float) -> list[AgentCommand]:
+        """Keep an account registered (and its flow alive) until ``unregister_all``."""
+        return list(self.registrations.add(registration, transport, now))
+
+    def unregister_all(self, now: float) -> list[AgentCommand]:
+        return list(self.registrations.unregister_all(now))
+
     def send(self, call_id: str, request: Request, peer: Peer, now: float) -> None:
-        """Send a request whose next hop the edge has resolved (see ``Resolve``)."""
+        """Send a request whose next hop the edge has resolved (``Resolve``, ``ResolveRegister``)."""
+        if self.registrations.owns(call_id):
+            self.registrations.send(call_id, request, peer, now)
+            return
         record = self.calls.get(call_id)
         if record is not None and request.method == "INVITE" and record.first_hop is None:
             record.first_hop = peer
         self.endpoint.send_request(request, peer, now)
 
     def unreachable(self, call_id: str, request: Request, now: float) -> list[AgentCommand]:
-        """The edge could not find where to send a request of this call."""
+        """The edge could not find where to send a request of this call (or registration)."""
+        if self.registrations.owns(call_id):
+            return list(self.registrations.unreachable(call_id, request, now))
         record = self.calls.get(call_id)
         if record is None:
             return []
@@ -420,8 +426,12 @@ class UserAgent:
             if record is None or (record.call.dialog is not None and not record.call.dialog.matches(request)):
                 return []  # an ACK for no dialog of ours is dropped (ACKs are never answered)
             return self._run(record, record.call.on_request(request), now)
-        if record is None or request.method == "REGISTER":
-            return [PassOn(event)]
+        if request.method == "REGISTER":
+            if isinstance(event, ResponseReceived):
+                return list(self.registrations.on_response(event.response, now))
+            return list(self.registrations.on_timeout(request, now))
+        if record is None:
+            return []  # a late answer for a call already forgotten
         if isinstance(event, ResponseReceived):
             return self._run(record, record.call.on_response(event.response, request), now)
         return self._run(record, record.call.on_timeout(request, event.timer), now)
@@ -494,16 +504,6 @@ class UserAgent:
         if self.active_calls() >= policy.max_calls:
             return self.refuse(request, 486, now, EndCause.BUSY)
         return [IncomingCall(request, source)]
-
-
-def literal_peer(uri: SipUri, transport: str) -> Peer | None:
-    """The next hop for a URI whose host is an IP address; None for a name."""
-    host = uri.param("maddr") or uri.host
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-    return Peer(transport.lower(), host.strip("[]"), uri.port or (5061 if transport == "tls" else 5060))
 
 
 def _cancels(cancel: Request, call: Call) -> bool:

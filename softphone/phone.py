@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from softphone import __version__
-from softphone.accounts import Account, Registrar, accounts_from_config
+from softphone.accounts import Account, accounts_from_config
 from softphone.agent import (
     AgentCommand,
     CallCommand,
@@ -24,22 +24,31 @@ from softphone.agent import (
     CallRefused,
     IncomingCall,
     IncomingPolicy,
-    PassOn,
     Resolve,
     UserAgent,
 )
-from softphone.call import CallEnded, CallSetup, MediaUpdate, StateChanged
+from softphone.call import ALLOW, CallEnded, CallSetup, MediaUpdate, StateChanged
 from softphone.call.states import CallResult, Direction, EndCause, Progress
 from softphone.config import Config
 from softphone.errors import ConfigError, ParseError, TransportError, UsageError
-from softphone.events import CallSummary, Incoming, Listening, MediaNegotiated, MediaNotice, PhoneEvent, StateEvent
+from softphone.events import (
+    CallSummary,
+    Incoming,
+    Listening,
+    MediaNegotiated,
+    MediaNotice,
+    PhoneEvent,
+    RegistrationEvent,
+    StateEvent,
+)
 from softphone.media.ringing import RING, RINGBACK, play_cadence, plays_sound
 from softphone.net.rtp import RtpPortPair, open_port_pair
 from softphone.net.sip import SipNetwork, is_unspecified, local_host_name
 from softphone.offer import audio_options_for, codec_specs, video_options_for
+from softphone.registrations import RegistrationUpdate, ResolveRegister
 from softphone.sdp.negotiate import SessionConfig, StreamConfig
 from softphone.session import CallSession, MediaChoice, stream_summary
-from softphone.sip.endpoint import Endpoint, Peer, ResponseReceived, TransactionTimedOut
+from softphone.sip.endpoint import Endpoint, Peer
 from softphone.sip.headers import NameAddress
 from softphone.sip.message import Request
 from softphone.sip.registration import Registration
@@ -75,12 +84,13 @@ class Phone:
             in_call_timeout=float(sip.in_call_timeout),
             local_hosts=() if is_unspecified(self.bind) else (self.bind,),
             domains=[a.domain for a in self.accounts] + [self.identity.uri.as_sip().host, local_host_name()],
+            keepalive_period=sip.keepalive_period_ms / 1000,
         )
         self.media_choice = MediaChoice()
         self.sessions: dict[str, CallSession] = {}
         self.finished: list[CallSummary] = []
         self._network: SipNetwork | None = None
-        self._registrar: Registrar | None = None
+        self._unregistered: asyncio.Event | None = None  # while closing: set when no unregistration is pending
         self._tasks: set[asyncio.Task[Any]] = set()
         self.preload_media = media  # False: signalling only (``register``), no media libraries loaded early
 
@@ -112,19 +122,28 @@ class Phone:
         await self._network.listen(self.bind, sip.sip_port, tcp=tcp, tcp_port=tcp_port)
         for transport, port in self._network.ports.items():
             self.on_event(Listening(transport, self.bind, port))
-        self._registrar = Registrar(self.endpoint, self._network, self.user_agent, self.on_event,
-                                    keepalive_period=sip.keepalive_period_ms / 1000)
         if self.preload_media:
             # load the media libraries in the background so that the first call's audio starts at once
             self._spawn(asyncio.get_running_loop().run_in_executor(None, _preload_media))
 
     def register(self) -> list[Registration]:
-        """Register every account that asks for it ([proxy_N] reg_sendregister=1)."""
-        registrar = self._registrar
-        if registrar is None:
-            raise TransportError("the phone is not started")
-        registrar.start(self.accounts)
-        return [r for _, r in registrar.registrations]
+        """Register every account that asks for it ([proxy_N] reg_sendregister=1), keep the
+        registrations fresh and their flows alive; ``close`` removes them."""
+        network = self.network
+        started = []
+        for account in self.accounts:
+            if not account.register:
+                continue
+            local = network.local_address(account.transport, account.proxy.host)
+            route = account.route if account.route[0].uri.as_sip().host_port != account.proxy.host_port else ()
+            registration = Registration(
+                aor=account.aor, registrar=account.proxy.without_params("lr"), local=local,
+                credentials=account.credentials, expires=account.expires, route=route,
+                instance_id=account.instance_id, user_agent=self.user_agent, allow=ALLOW,
+            )
+            started.append(registration)
+            self._execute(self.agent.register(registration, account.transport, self.now()))
+        return started
 
     def target(self, uri: str | SipUri) -> SipUri:
         """Who ``call`` would call: a SIP URI, or with an account also ``bob`` / ``bob@domain``."""
@@ -153,8 +172,11 @@ class Phone:
         for session in live:
             session.hangup()
         waits: list[Awaitable[Any]] = [asyncio.shield(s.done) for s in live]
-        if self._registrar is not None:
-            waits.append(self._registrar.stop(timeout))
+        if self._network is not None:
+            self._unregistered = asyncio.Event()
+            self._execute(self.agent.unregister_all(self.now()))
+            if self.agent.registrations.unregistering():
+                waits.append(self._unregistered.wait())
         if waits:
             await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=timeout)
         for session in live:
@@ -251,7 +273,7 @@ class Phone:
                 session = self.sessions.get(command.call_id)
                 if session is not None:
                     self._on_call_command(session, command.command)
-            elif isinstance(command, Resolve):
+            elif isinstance(command, (Resolve, ResolveRegister)):
                 self._spawn(self._resolve_and_send(command))
             elif isinstance(command, IncomingCall):
                 self._on_incoming(command.request, command.source)
@@ -259,8 +281,8 @@ class Phone:
                 self._on_refused(command)
             elif isinstance(command, CallForgotten):
                 self.sessions.pop(command.call_id, None)
-            elif isinstance(command, PassOn):
-                self._pass_on(command)
+            elif isinstance(command, RegistrationUpdate):
+                self._on_registration(command)
         if self._network is not None:
             self._network.kick()
 
@@ -284,7 +306,7 @@ class Phone:
             self._spawn(session.stop_media())
         self.on_event(StateEvent(session.call_id, change.state, change.sip_code))
 
-    async def _resolve_and_send(self, command: Resolve) -> None:
+    async def _resolve_and_send(self, command: Resolve | ResolveRegister) -> None:
         try:
             peer = await self.network.resolve(command.target, command.transport)
         except TransportError as exc:
@@ -319,14 +341,11 @@ class Phone:
         self.finished.append(summary)
         self.on_event(summary)
 
-    def _pass_on(self, command: PassOn) -> None:
-        event, registrar = command.event, self._registrar
-        if registrar is None or event.request.method != "REGISTER":
-            return
-        if isinstance(event, ResponseReceived):
-            registrar.on_response(event.response)
-        elif isinstance(event, TransactionTimedOut):
-            registrar.on_timeout(event.request)
+    def _on_registration(self, update: RegistrationUpdate) -> None:
+        change = update.change
+        self.on_event(RegistrationEvent(update.aor, change.state, change.sip_code, change.reason, change.expires))
+        if self._unregistered is not None and not self.agent.registrations.unregistering():
+            self._unregistered.set()
 
     def _ringing(self, session: CallSession, state: Progress) -> None:
         """Ringback while the peer rings, a ring for an incoming call, on a real sound device."""

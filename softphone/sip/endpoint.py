@@ -9,6 +9,7 @@ come out, and the datagrams to send are collected for the transport to take with
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from softphone.sip.transaction import (
     client_key,
     server_key,
 )
+from softphone.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,17 @@ class Peer:
     @property
     def reliable(self) -> bool:
         return self.transport in RELIABLE
+
+
+def literal_peer(uri: SipUri, transport: str) -> Peer | None:
+    """The next hop for a URI whose host is an IP address; None for a name."""
+    host = uri.param("maddr") or uri.host
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    return Peer(transport.lower(), host.strip("[]"), uri.port or (5061 if transport == "tls" else 5060))
+
 
 
 @dataclass(frozen=True)

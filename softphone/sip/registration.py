@@ -81,6 +81,7 @@ class Registration:
     route: tuple[NameAddress, ...] = ()  # outbound proxy as a loose route
     instance_id: str | None = None  # RFC 5626 +sip.instance (a urn:uuid:...)
     user_agent: str | None = None
+    allow: str | None = None  # the methods we take, for the registrar and callers (RFC 3261 §10.2)
     state: str = "idle"
     granted: int | None = None
     deadline: float | None = None  # next refresh or retry
@@ -134,7 +135,8 @@ class Registration:
             ("Expires", str(expires)),
         ]
         pairs += [("Route", str(r)) for r in self.route]
-        pairs.append(("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"))
+        if self.allow:
+            pairs.append(("Allow", self.allow))
         if self.instance_id:
             pairs.append(("Supported", "outbound, path"))
         if self.user_agent:
