@@ -178,7 +178,10 @@ class Phone:
             if self.agent.registrations.unregistering():
                 waits.append(self._unregistered.wait())
         if waits:
-            await asyncio.wait([asyncio.ensure_future(w) for w in waits], timeout=timeout)
+            futures = [asyncio.ensure_future(w) for w in waits]
+            await asyncio.wait(futures, timeout=timeout)
+            for future in futures:
+                future.cancel()  # what is still waiting is given up below
         for session in live:
             if not session.done.done():
                 self._execute(self.agent.abandon(session.call_id, self.now()))
