@@ -17,7 +17,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "softphone"
 
-PURE_LOCATIONS = ("agent", "events", "registrations", "sip", "sdp", "rtp", "call", "config")  # a package or a module each
+# a package or a module each
+PURE_LOCATIONS = ("agent", "events", "registrations", "sip", "sdp", "rtp", "call", "config")
 FORBIDDEN_IN_PURE = frozenset(
     {"asyncio", "socket", "threading", "time", "av", "numpy", "cv2", "pyaudio"}
 )
