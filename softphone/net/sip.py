@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from softphone.errors import ParseError, TransportError
 from softphone.sip.dialog import LocalAddress
-from softphone.sip.endpoint import Outgoing, Peer
+from softphone.sip.endpoint import Outgoing, Peer, literal_peer
 from softphone.sip.framing import Keepalive, StreamFramer
 from softphone.sip.uri import SipUri
 
@@ -190,13 +190,11 @@ class SipNetwork:
         transport = (transport or uri.param("transport") or ("tls" if uri.scheme == "sips" else "udp")).lower()
         if transport not in self.ports:
             raise TransportError(f"transport {transport} is not enabled")
+        literal = literal_peer(uri, transport)
+        if literal is not None:
+            return literal
         host = uri.param("maddr") or uri.host
         port = uri.port or (5061 if transport == "tls" else 5060)
-        try:
-            ipaddress.ip_address(host)
-            return Peer(transport, host, port)
-        except ValueError:
-            pass
         family = socket.AF_INET6 if is_ipv6(self.bind_host) or self.bind_host == "::" else socket.AF_INET
         try:
             infos = await self.loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
