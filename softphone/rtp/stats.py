@@ -19,6 +19,7 @@ class ReceiverStatistics:
         self.clock_rate = clock_rate
         self.ssrc = ssrc
         self.received = 0
+        self.octets = 0  # payload octets of the packets that counted as received
         self.duplicates = 0
         self.probation = MIN_SEQUENTIAL
         self.base_seq = 0
@@ -96,6 +97,7 @@ class ReceiverStatistics:
             return False
         self._remember(packet.sequence)
         self._update_jitter(packet.timestamp, arrival)
+        self.octets += len(packet.payload)
         return True
 
     def _extended(self, seq: int) -> int:
