@@ -31,8 +31,10 @@ from softphone.call import (
     SendRequest,
     SendResponse,
     StateChanged,
+    TransferUpdate,
 )
-from softphone.call.states import CallState, EndCause, Progress
+from softphone.call import transfer as transfers
+from softphone.call.states import CallState, Direction, EndCause, Progress, TransferState
 from softphone.errors import ParseError, StateError
 from softphone.registrations import RegistrationOutput, RegistrationSet
 from softphone.sip.dialog import random_token
@@ -48,8 +50,10 @@ from softphone.sip.endpoint import (
     ResponseReceived,
     build_response,
     literal_peer,
+    reason_phrase,
 )
 from softphone.sip.message import Request
+from softphone.sip.refer import SIPFRAG
 from softphone.sip.registration import Registration
 from softphone.sip.uas import RequestInspector
 from softphone.sip.uri import SipUri
@@ -59,6 +63,7 @@ log = logging.getLogger(__name__)
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()  # option tags of Require we implement (RFC 3261 §8.2.2.3)
 BYE_GRACE_T1 = 8  # how long (in T1) a BYE may go unanswered before the call counts as over: 4 s by default
 LINGER_T1 = 64  # how long an ended call is kept for late retransmissions (Timer J/H: 64*T1)
+TRANSFERRED_T1 = 8  # how long (in T1) a transferor may take to hang up after a successful transfer: 4 s
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,7 @@ class CallTimer(StrEnum):
     IN_CALL = "in_call"  # an established call has lasted long enough
     BYE_GRACE = "bye_grace"  # our BYE went unanswered
     LINGER = "linger"  # an ended call is forgotten
+    TRANSFERRED = "transferred"  # the peer transferred us, the new call is up: the old one ends
 
 
 # ---------------------------------------------------------------- commands to the edge
@@ -90,7 +96,7 @@ class CallCommand:
     the end of the call."""
 
     call_id: str
-    command: StateChanged | MediaUpdate | CallEnded
+    command: StateChanged | MediaUpdate | CallEnded | TransferUpdate
 
 
 @dataclass(frozen=True)
@@ -122,13 +128,22 @@ class CallRefused:
 
 
 @dataclass(frozen=True)
+class TransferCall:
+    """The peer of call ``call_id`` transferred us (REFER): the edge places a call to
+    ``target`` as ``call`` does, then tells ``transfer_placed`` (or ``transfer_failed``)."""
+
+    call_id: str
+    target: SipUri
+
+
+@dataclass(frozen=True)
 class CallForgotten:
     """An ended call's late retransmissions are over: the edge may drop it too."""
 
     call_id: str
 
 
-AgentCommand = CallCommand | Resolve | IncomingCall | CallRefused | CallForgotten | RegistrationOutput
+AgentCommand = CallCommand | Resolve | IncomingCall | CallRefused | CallForgotten | TransferCall | RegistrationOutput
 
 
 @dataclass
@@ -142,6 +157,7 @@ class CallRecord:
     timeline: dict[str, float] = field(default_factory=dict)
     timers: dict[CallTimer, float] = field(default_factory=dict)
     ended: CallEnded | None = None
+    transfer_of: str | None = None  # the call whose peer transferred us to this one
 
     def mark(self, name: str, now: float) -> None:
         self.timeline.setdefault(name, round(now - self.started, 6))
@@ -168,7 +184,7 @@ class UserAgent:
         self.in_call_timeout = in_call_timeout
         self.inspector = RequestInspector(
             allow=ALLOW, accept=SDP, extensions=SUPPORTED_EXTENSIONS, local_hosts=local_hosts, domains=domains,
-            memory=LINGER_T1 * endpoint.timers.t1,
+            memory=LINGER_T1 * endpoint.timers.t1, bodies={"NOTIFY": SIPFRAG},
         )
         self.calls: dict[str, CallRecord] = {}
         self._heap: list[tuple[float, int, str, CallTimer]] = []
@@ -278,6 +294,28 @@ class UserAgent:
         record = self._record(call_id)
         return self._run(record, record.call.resume(), now)
 
+    def transfer(self, call_id: str, target: SipUri, now: float) -> list[AgentCommand]:
+        """Blind transfer (RFC 3515): ask the peer to call ``target``; the call ends when it succeeds."""
+        record = self._record(call_id)
+        return self._run(record, transfers.refer(record.call, target), now)
+
+    def transfer_placed(self, call_id: str, new_call_id: str, now: float) -> list[AgentCommand]:
+        """The call a ``TransferCall`` asked for is placed: its progress goes to the transferor."""
+        record, new = self.calls.get(call_id), self.calls.get(new_call_id)
+        received = record.call.transfers.received if record is not None else None
+        if new is None or received is None:
+            return []
+        new.transfer_of = call_id
+        update = TransferUpdate(Direction.INCOMING, TransferState.CALLING, received.target, new_call_id=new_call_id)
+        return [CallCommand(call_id, update)]
+
+    def transfer_failed(self, call_id: str, now: float, status: int = 503, reason: str | None = None) -> list[
+        AgentCommand
+    ]:
+        """The call a ``TransferCall`` asked for could not be placed."""
+        record = self.calls.get(call_id)
+        return self._run(record, transfers.notify(record.call, status, reason), now) if record is not None else []
+
     def register(self, registration: Registration, transport: str, now: float) -> list[AgentCommand]:
         """Keep an account registered (and its flow alive) until ``unregister_all``."""
         return list(self.registrations.add(registration, transport, now))
@@ -331,14 +369,36 @@ class UserAgent:
             elif isinstance(command, StateChanged):
                 self._on_state(record, command.state, now)
                 out.append(CallCommand(call_id, command))
+                out += self._report_transfer(record, command, now)
             elif isinstance(command, CallEnded):
                 record.ended = command
                 record.timers.clear()
                 self._arm(record, CallTimer.LINGER, now + LINGER_T1 * self.t1)
                 out.append(CallCommand(call_id, command))
+                out += self._report_transfer(record, command, now)
             else:
                 out.append(CallCommand(call_id, command))
+                if isinstance(command, TransferUpdate) and command.direction == Direction.INCOMING:
+                    out += self._on_transfer(record, command, now)
         return out
+
+    def _on_transfer(self, record: CallRecord, update: TransferUpdate, now: float) -> list[AgentCommand]:
+        if update.state == TransferState.REQUESTED:
+            return [TransferCall(record.call.call_id, update.target)]
+        if update.state == TransferState.SUCCEEDED and record.call.state == CallState.CONFIRMED:
+            # the transferor hangs up now (as RFC 5589 shows it); if it does not, we do
+            self._arm(record, CallTimer.TRANSFERRED, now + TRANSFERRED_T1 * self.t1)
+        return []
+
+    def _report_transfer(self, record: CallRecord, command: StateChanged | CallEnded, now: float) -> list[
+        AgentCommand
+    ]:
+        """A call placed for a transfer tells its progress to the transferor (NOTIFY sipfrag)."""
+        original = self.calls.get(record.transfer_of) if record.transfer_of is not None else None
+        status = transfers.status_to_report(command)
+        if original is None or status is None:
+            return []
+        return self._run(original, transfers.notify(original.call, status, reason_phrase(status)), now)
 
     def _send_request(self, record: CallRecord, command: SendRequest, now: float) -> list[AgentCommand]:
         request = command.request
@@ -396,6 +456,9 @@ class UserAgent:
             log.info("call %s: in-call time limit reached, hanging up", call.call_id)
             reason = f"call longer than {self.in_call_timeout:g} s"
             return self._run(record, call.hangup(EndCause.IN_CALL_TIMEOUT, reason), now)
+        if timer == CallTimer.TRANSFERRED and call.state == CallState.CONFIRMED:
+            log.info("call %s: transferred, the transferor did not hang up: hanging up", call.call_id)
+            return self._run(record, call.hangup(EndCause.TRANSFERRED, "transferred"), now)
         if timer == CallTimer.BYE_GRACE and call.state == CallState.TERMINATING:
             log.info("call %s: no answer to our BYE, the call is over", call.call_id)
             return self._run(record, call.on_bye_unanswered(), now)
@@ -444,6 +507,10 @@ class UserAgent:
             return []
         method = request.method
         record = self.calls.get(request.call_id)
+        if method == "REFER" and request.to_addr.tag is None:
+            # a REFER is acted on only inside a call: it transfers that call
+            self._respond(request, 400, now, reason="REFER Outside A Dialog")
+            return []
         if method == "INVITE" and request.to_addr.tag is None:
             if record is not None:
                 invite = record.call.invite

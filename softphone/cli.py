@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import json
 import logging
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 from softphone import __version__
@@ -25,13 +27,15 @@ from softphone.errors import (
     UsageError,
 )
 from softphone.events import CallSummary, Devices, PhoneEvent, RegistrationEvent, StateEvent, Summary
+from softphone.report import check_report_path, numbered
 
 log = logging.getLogger("softphone")
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        words = " ".join(str(a.metavar or a.dest) for a in self._get_positional_actions())
+        raise UsageError(f"{message}\nusage: {self.prog} [options] {words}; see '{self.prog} --help'")
 
 
 def _port(text: str) -> int:
@@ -54,23 +58,40 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options every command takes, before or after its name; after it, only what is
+    given there overrides (the defaults come from the main parser)."""
+
+    def add(*names: str, default: Any = None, **kw: Any) -> None:
+        parser.add_argument(*names, default=default if defaults else argparse.SUPPRESS, **kw)
+
+    add("-c", "--config", metavar="FILE",
+        help="INI file (default: $SOFTPHONE_CONFIG, else ~/.config/softphone/softphonerc, else built-in defaults)")
+    add("--bind", metavar="ADDR", help="local IP address to listen on and advertise")
+    add("--sip-port", type=_port, metavar="N", help="SIP port for UDP and TCP (0 = any free port)")
+    add("--rtp-port", type=_port, metavar="N", help="first RTP port (audio N, video N+2; 0 = any)")
+    add("--t1-ms", type=int, metavar="MS", help="SIP timer T1 in milliseconds (default 500)")
+    add("--account", metavar="URI", help="use this account (e.g. sip:alice@example.com) instead of the config's: "
+        "registered at its domain; the password comes from $SOFTPHONE_PASSWORD or is asked for")
+    add("-v", "--verbose", action="count", default=0, help="more logging; -vv prints SIP messages")
+    add("-q", "--quiet", action="store_true", default=False, help="errors only: no warnings, no event lines")
+    add("--log-file", metavar="FILE", help="write the log to FILE instead of the terminal")
+    add("--json", action="store_true", default=False,
+        help="one JSON object per line for each event, then a summary")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="softphone", description="A scriptable SIP softphone.")
     parser.add_argument("--version", action="version", version=f"softphone {__version__}")
-    parser.add_argument(
-        "-c",
-        "--config",
-        metavar="FILE",
-        help="INI file (default: $SOFTPHONE_CONFIG, else ~/.config/softphone/softphonerc, else built-in defaults)",
-    )
-    parser.add_argument("--bind", metavar="ADDR", help="local IP address to listen on and advertise")
-    parser.add_argument("--sip-port", type=_port, metavar="N", help="SIP port for UDP and TCP (0 = any free port)")
-    parser.add_argument("--rtp-port", type=_port, metavar="N", help="first RTP port (audio N, video N+2; 0 = any)")
-    parser.add_argument("--t1-ms", type=int, metavar="MS", help="SIP timer T1 in milliseconds (default 500)")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging; -vv prints SIP messages")
-    parser.add_argument("--json", action="store_true", help="one JSON object per line for each event, then a summary")
+    _global_options(parser, defaults=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
+    _add_parser = sub.add_parser
+
+    def add_parser(name: str, **kw: Any) -> argparse.ArgumentParser:
+        """A subcommand that also takes the global options after its name (``call URI --json -v``)."""
+        p = _add_parser(name, **kw)
+        _global_options(p, defaults=False)
+        return p
 
     def media_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--no-video", action="store_true", help="audio only")
@@ -89,15 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--fps", metavar="N", help="video frame rate ([video] framerate)")
         p.add_argument("--level", type=int, choices=range(4), default=0, metavar="0-3",
                        help="video quality level: 0 full size every frame; higher = smaller, fewer frames")
+        p.add_argument("--report", metavar="FILE.png", help="draw the call's quality over time (bitrate, loss, "
+                       "jitter, RTT, MOS, fps) into this PNG; answer numbers the later calls' FILE-2.png ...")
 
-    call = sub.add_parser("call", help="call a SIP URI")
+    call = add_parser("call", help="call a SIP URI")
     call.add_argument("uri", help="who to call, e.g. sip:alice@10.0.0.2")
     call.add_argument("--duration", type=_seconds, metavar="S", help="hang up after S seconds in the call")
     call.add_argument("--transport", choices=("udp", "tcp"), help="transport for this call")
     call.add_argument("--timeout", type=_seconds, metavar="S", help="give up (CANCEL) if not answered within S seconds")
     media_options(call)
 
-    answer = sub.add_parser("answer", help="wait for incoming calls")
+    answer = add_parser("answer", help="wait for incoming calls")
     answer.add_argument("--auto", action="store_true", help="answer every call")
     answer.add_argument("--delay", type=_seconds, default=None, metavar="S", help="answer after S seconds of ringing")
     answer.add_argument("--allow", nargs="+", default=[], metavar="PATTERN", help="only accept callers matching these")
@@ -107,9 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     answer.add_argument("--duration", type=_seconds, metavar="S", help="hang up each call after S seconds")
     media_options(answer)
 
-    sub.add_parser("demo", help="call a built-in auto-answer peer on loopback and print the timeline")
-    sub.add_parser("devices", help="list the sound devices PortAudio offers")
-    register = sub.add_parser("register", help="register the config's accounts ([proxy_N]) and keep them fresh")
+    add_parser("shell", help="an interactive console: call, answer, hold, transfer ... ('help' inside)")
+    add_parser("demo", help="call a built-in auto-answer peer on loopback and print the timeline")
+    add_parser("devices", help="list the sound devices and cameras")
+    register = add_parser("register", help="register the config's accounts ([proxy_N]) and keep them fresh")
     register.add_argument("--once", action="store_true", help="register, report, unregister and exit")
     register.add_argument("--timeout", type=_seconds, default=15.0, metavar="S",
                           help="with --once: give up after S seconds (default 15)")
@@ -117,16 +141,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Output:
-    """Events as JSON lines (``--json``) or as short human lines."""
+    """Events as JSON lines (``--json``) or as short human lines; on a terminal, also a
+    status line rewritten in place (cleared before anything else is printed)."""
 
-    def __init__(self, as_json: bool, stream: TextIO | None = None) -> None:
+    def __init__(self, as_json: bool, stream: TextIO | None = None, live: bool | None = None,
+                 quiet: bool = False) -> None:
         self.as_json = as_json
         self.stream = stream or sys.stdout
+        self.quiet = quiet and not as_json  # -q: no event lines (JSON is output, not chatter)
+        self.live = live if live is not None else (not as_json and not self.quiet and self.stream.isatty())
+        self._status_shown = False
+
+    def status(self, text: str) -> None:
+        """Show ``text`` as the status line: carriage return, the text, clear to the end of the line."""
+        if not self.live:
+            return
+        width = shutil.get_terminal_size().columns
+        self.stream.write("\r" + text[: max(1, width - 1)] + "\x1b[K")
+        self.stream.flush()
+        self._status_shown = True
+
+    def clear_status(self) -> None:
+        if self._status_shown:
+            self.stream.write("\r\x1b[K")
+            self._status_shown = False
 
     def event(self, event: PhoneEvent) -> None:
+        self.clear_status()
         if self.as_json:
             self.stream.write(json.dumps(event.to_json(), sort_keys=False) + "\n")
-        else:
+        elif not self.quiet:
             text = event.human()
             if text:
                 self.stream.write(text + "\n")
@@ -137,7 +181,9 @@ def _load_config(args: argparse.Namespace) -> Config:
     path = args.config or default_config_path()
     config = load(path) if path else default_config()
     if args.sip_port is not None:
-        config = config.with_values("sip", sip_port=args.sip_port, sip_tcp_port=args.sip_port)
+        # TCP on the same port; for port 0 (any free port) that is -1, linphone's "any free port"
+        tcp_port = -1 if args.sip_port == 0 else args.sip_port
+        config = config.with_values("sip", sip_port=args.sip_port, sip_tcp_port=tcp_port)
     if args.t1_ms is not None:
         if args.t1_ms <= 0:
             raise UsageError("--t1-ms must be positive")
@@ -151,22 +197,63 @@ def _load_config(args: argparse.Namespace) -> Config:
         config = config.with_values(
             "rtp", audio_rtp_port=(port, port), video_rtp_port=(port + 2, port + 2) if port else (0, 0)
         )
+    if args.account:
+        config = _with_account(config, args.account)
+    if config.misc.json:
+        args.json = True  # [misc] json=1: as if --json were given
+    if not args.verbose and not args.quiet:
+        logging.getLogger().setLevel(config.misc.log_level.upper())  # [misc] log_level: the level without -v
     return config
 
 
-def _setup_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+def _with_account(config: Config, uri: str) -> Config:
+    """``--account sip:alice@example.com``: the config's accounts replaced by this one, registered at
+    its domain (found as for any call); the password from $SOFTPHONE_PASSWORD, else asked for on a
+    terminal, never from the command line, where every user of the machine could read it."""
+    import getpass
+    import os
+
+    from softphone.config.schema import AuthInfo, ProxyConfig
+    from softphone.sip.uri import SipUri
+
+    try:
+        aor = SipUri.parse(uri.strip())
+    except ParseError as exc:
+        raise UsageError(f"--account: not a SIP URI: {uri!r} ({exc})") from None
+    if not aor.user:
+        raise UsageError(f"--account needs a user part, e.g. sip:alice@{aor.host}")
+    password = os.environ.get("SOFTPHONE_PASSWORD")
+    if password is None and sys.stdin.isatty():
+        password = getpass.getpass(f"password for {aor.user}@{aor.host}: ")
+    registrar = f"{aor.scheme}:{aor.host_port}"
+    proxy = ProxyConfig(0, reg_proxy=registrar, reg_identity=f"{aor.scheme}:{aor.user}@{aor.host_port}")
+    auths = (AuthInfo(0, username=aor.user, passwd=password),) if password else ()
+    config = config.replace(proxies=(proxy,), auth_infos=auths)
+    return config.with_values("sip", default_proxy=0)
+
+
+def _setup_logging(verbose: int, quiet: bool = False, log_file: str | None = None) -> None:
+    level = logging.ERROR if quiet else logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 \
+        else logging.DEBUG
+    try:
+        handler = logging.FileHandler(log_file, encoding="utf-8") if log_file else logging.StreamHandler(sys.stderr)
+    except OSError as exc:
+        raise UsageError(f"cannot write the log file {log_file}: {exc.strerror or exc}") from None
+    logging.basicConfig(level=level, handlers=[handler], format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("softphone.wire").setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        _setup_logging(args.verbose)
+        if args.command is None:  # plain ``softphone``: the console on a terminal
+            if not (sys.stdin.isatty() and sys.stdout.isatty()):
+                raise UsageError("a command is needed (call, answer, register, shell, devices, demo); see --help")
+            args.command = "shell"
+        _setup_logging(args.verbose, args.quiet, args.log_file)
         config = _load_config(args)
         command: Callable[[argparse.Namespace, Config, Output], Coroutine[Any, Any, int]] = COMMANDS[args.command]
-        return asyncio.run(command(args, config, Output(args.json)))
+        return asyncio.run(command(args, config, Output(args.json, quiet=args.quiet)))
     except SoftphoneError as exc:
         print(f"softphone: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -175,6 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return UsageError.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _on_terminal(args: argparse.Namespace) -> bool:
+    return not args.json and sys.stdin.isatty() and sys.stdout.isatty()
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -212,10 +303,35 @@ async def _in_call(session: Any, dtmf: str | None, duration: float | None) -> No
             session.hangup()
 
 
+def _show_quality(session: Any, out: Output) -> None:
+    """On a terminal: the call's figures in the status line, each second."""
+    if out.live:
+        session.on_quality(lambda sample: out.status(sample.status_line()))
+
+
+async def _write_report(path: Path, session: Any) -> bool:
+    """Draw the call's quality into ``path`` (off the event loop); False, said in one line, if it cannot."""
+    from softphone.report import write_report
+
+    title = f"call {session.call_id} with {session.call.remote_party}"
+    history = list(session.quality_history)
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, write_report, path, history, title)
+    except (OSError, ValueError) as exc:
+        print(f"softphone: cannot write the report {path}: {exc}", file=sys.stderr)
+        return False
+    return True
+
+
+def _report_path(args: argparse.Namespace) -> Path | None:
+    return check_report_path(args.report) if args.report else None
+
+
 async def cmd_call(args: argparse.Namespace, config: Config, out: Output) -> int:
     from softphone.phone import Phone
 
     media = _media_choice(args)
+    report = _report_path(args)
     phone = Phone(config, bind=args.bind, on_event=out.event)
     target = phone.target(args.uri)  # a mistake in the URI is reported before anything starts
     stop = asyncio.Event()
@@ -223,6 +339,7 @@ async def cmd_call(args: argparse.Namespace, config: Config, out: Output) -> int
     await phone.start()
     try:
         session = await phone.call(target, transport=args.transport, media=media)
+        _show_quality(session, out)
 
         async def while_up() -> None:
             try:
@@ -241,7 +358,10 @@ async def cmd_call(args: argparse.Namespace, config: Config, out: Output) -> int
         await phone.close()  # hangs up (BYE or CANCEL) a call still in progress
     summary = session.done.result() if session.done.done() else session.summary()
     out.event(Summary(summary.as_summary()))
-    return _exit_code(summary)
+    code = _exit_code(summary)
+    if report is not None and not await _write_report(report, session) and code == 0:
+        code = 1
+    return code
 
 
 def _exit_code(summary: CallSummary) -> int:
@@ -264,19 +384,32 @@ async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> i
     if args.reject is not None and not 300 <= args.reject <= 699:
         raise UsageError("--reject needs a final failure status 300..699")
     media = _media_choice(args)
+    report = _report_path(args)
+    reports: list[asyncio.Task[bool]] = []
+    answered_calls: dict[str, Any] = {}
     stop = asyncio.Event()
     in_call: set[asyncio.Task[None]] = set()
+    question: Any = None  # on a terminal without --auto: each incoming call asks
 
     def on_event(event: PhoneEvent) -> None:
         out.event(event)
+        if question is not None:
+            question.on_event(event)
         if isinstance(event, StateEvent) and event.state == Progress.CONFIRMED and event.call_id in phone.sessions:
             session = phone.sessions[event.call_id]
+            answered_calls[event.call_id] = session
+            _show_quality(session, out)
             if args.dtmf or args.duration is not None:
                 task = asyncio.get_running_loop().create_task(_in_call(session, args.dtmf, args.duration))
                 in_call.add(task)
                 task.add_done_callback(in_call.discard)
+        if isinstance(event, CallSummary) and report is not None and event.call_id in answered_calls:
+            path = numbered(report, len(reports) + 1)
+            reports.append(asyncio.get_running_loop().create_task(_write_report(path, answered_calls[event.call_id])))
         if isinstance(event, CallSummary) and args.once:
-            stop.set()
+            # a call that a transfer placed keeps --once waiting until it ends too
+            if not any(cid != event.call_id and not s.done.done() for cid, s in phone.sessions.items()):
+                stop.set()
 
     phone = Phone(config, bind=args.bind, on_event=on_event)
     delay = args.delay if args.delay is not None else config.sip.auto_answer_delay_ms / 1000
@@ -289,6 +422,11 @@ async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> i
         ring_timeout=float(config.sip.inc_timeout),
     )
     phone.media_choice = media
+    if not phone.policy.auto_answer and args.reject is None and _on_terminal(args):
+        from softphone.shell import AnswerQuestion
+
+        question = AnswerQuestion(phone, print)
+        question.start()
     _stop_on_signals(stop)
     await phone.start()
     if any(a.register for a in phone.accounts):
@@ -296,12 +434,15 @@ async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> i
     try:
         await stop.wait()
     finally:
+        if question is not None:
+            question.stop()
         for task in list(in_call):
             task.cancel()
         await phone.close()
     answered = sum(1 for s in phone.finished if s.timeline.get("answered") is not None)
     out.event(Summary({"calls": [s.as_summary() for s in phone.finished], "answered": answered}))
-    return 0
+    written = await asyncio.gather(*reports)
+    return 0 if all(written) else 1
 
 
 async def cmd_register(args: argparse.Namespace, config: Config, out: Output) -> int:
@@ -362,11 +503,12 @@ async def _registered_once(registrations: list[Any], changed: asyncio.Event, sto
 
 
 async def cmd_devices(args: argparse.Namespace, config: Config, out: Output) -> int:
-    from softphone.devices import list_audio_devices
+    from softphone.devices import list_audio_devices, list_cameras
 
     devices = list_audio_devices()
+    cameras = list_cameras()
     if args.json:
-        out.event(Devices(tuple(devices)))
+        out.event(Devices(tuple(devices), tuple(cameras)))
         return 0
     if not devices:
         print("no sound devices found (PortAudio)")
@@ -380,7 +522,17 @@ async def cmd_devices(args: argparse.Namespace, config: Config, out: Output) -> 
                  if device.get(key)]
         extra = f" ({', '.join(marks)})" if marks else ""
         print(f"pyaudio: {device['index']:<3} {device['name']}  [{'/'.join(kinds)}]{extra}")
+    if not cameras:
+        print("no cameras found (video4linux); 'pattern:' or 'opencv: FILE' can stand in")
+    for camera in cameras:
+        print(f"{camera['spec']:<12} {camera['name']} ({camera['path']})  [camera]")
     return 0
+
+
+async def cmd_shell(args: argparse.Namespace, config: Config, out: Output) -> int:
+    from softphone.shell import run_shell
+
+    return await run_shell(config, args.bind)
 
 
 async def cmd_demo(args: argparse.Namespace, config: Config, out: Output) -> int:
@@ -395,6 +547,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Config, Output], Coroutine[Any
     "call": cmd_call,
     "answer": cmd_answer,
     "demo": cmd_demo,
+    "shell": cmd_shell,
     "devices": cmd_devices,
     "register": cmd_register,
 }

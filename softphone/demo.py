@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable
 from typing import Protocol
 
@@ -13,7 +14,7 @@ from softphone.events import CallSummary, Listening, PhoneEvent, Summary
 from softphone.phone import IncomingPolicy, Phone
 from softphone.session import MediaChoice
 
-ORDER = ("invite_sent", "trying", "ringing", "answered", "ack", "first_audio_rx", "bye")
+ORDER = ("invite_sent", "trying", "ringing", "answered", "ack", "first_audio_rx", "first_video_frame", "bye")
 
 
 class EventOutput(Protocol):
@@ -27,14 +28,15 @@ async def run_demo(
     """Run an auto-answering peer and a caller in this process on 127.0.0.1. ``stop``
     set (a signal) hangs up at once; the summary is printed all the same (exit 130)."""
     stop = stop or asyncio.Event()
-    loopback = config.with_values("sip", sip_port=0, sip_tcp_port=0).with_values(
+    loopback = config.with_values("sip", sip_port=0, sip_tcp_port=-1).with_values(
         "rtp", audio_rtp_port=(0, 0), video_rtp_port=(0, 0)
     )
     callee_config = loopback.with_values("sip", contact="sip:demo@127.0.0.1")
     callee = Phone(callee_config, bind="127.0.0.1")
     callee.policy = IncomingPolicy(auto_answer=True, delay=0.2)
     # the peer plays a tone back; nothing is captured from or played to a sound card
-    callee.media_choice = MediaChoice(audio_codec="PCMU", audio_source="tone: 880", audio_sink="null:")
+    callee.media_choice = MediaChoice(audio_codec="PCMU", audio_source="tone: 880", audio_sink="null:",
+                                      video_source="pattern:", video_sink="null:")
     caller = Phone(loopback, bind="127.0.0.1", on_event=out.event if as_json else None)
     await callee.start()
     await caller.start()
@@ -43,7 +45,10 @@ async def run_demo(
         target = f"sip:demo@127.0.0.1:{port}"
         if not as_json:
             out.event(Listening("udp", "127.0.0.1", port))
-        session = await caller.call(target, media=MediaChoice(audio_source="tone: 440", audio_sink="null:"))
+        # test-pattern video both ways; the peer's picture in a window when there is a display
+        window = "opencv:" if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") else "null:"
+        session = await caller.call(target, media=MediaChoice(audio_source="tone: 440", audio_sink="null:",
+                                                              video_source="pattern:", video_sink=window))
         try:
             if await _unless(stop, session.wait_state("confirmed", timeout=10)):
                 await _unless(stop, asyncio.sleep(duration))

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from softphone.call.states import CallResult, Direction, EndCause, Progress
+from softphone.call.states import CallResult, Direction, EndCause, Progress, TransferState
 
 _JSON_NAMES: dict[type, tuple[tuple[str, str], ...]] = {}
 
@@ -78,6 +78,41 @@ class StateEvent(PhoneEvent):
 
 
 @dataclass(frozen=True)
+class TransferEvent(PhoneEvent):
+    """How a transfer goes (REFER, RFC 3515). ``direction`` outgoing: we asked the peer to call
+    ``target``; incoming: the peer asked us to, and ``new_call_id`` is the call we placed.
+    ``sip_code`` is the REFER's answer or the status the NOTIFY sipfrag reports."""
+
+    kind: ClassVar[str] = "transfer"
+    call_id: str
+    direction: Direction
+    state: TransferState
+    target: str
+    sip_code: int | None = None
+    reason: str = ""
+    new_call_id: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state in (TransferState.SUCCEEDED, TransferState.FAILED)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "final": self.final}
+
+    def human(self) -> str:
+        code = f" ({self.sip_code}{' ' + self.reason if self.reason else ''})" if self.sip_code else ""
+        if self.direction == Direction.INCOMING:
+            words = {TransferState.REQUESTED: "the peer transfers the call to", TransferState.CALLING: "calling",
+                     TransferState.PROGRESS: "transfer call to", TransferState.SUCCEEDED: "transferred to",
+                     TransferState.FAILED: "transfer failed: could not reach"}
+        else:
+            words = {TransferState.REQUESTED: "transferring the call to", TransferState.ACCEPTED:
+                     "transfer accepted, the peer calls", TransferState.PROGRESS: "the peer calls",
+                     TransferState.SUCCEEDED: "call transferred to", TransferState.FAILED: "transfer failed to"}
+        return f"{words.get(self.state, 'transfer to')} {self.target}{code}"
+
+
+@dataclass(frozen=True)
 class MediaNegotiated(PhoneEvent):
     """The streams an offer/answer settled on (start or change of media)."""
 
@@ -117,15 +152,46 @@ class CallSummary(PhoneEvent):
     reason: str | None = None
 
     def human(self) -> str:
+        """``call ended: completed 200, 00:10 in call``, then a line per stream that ran."""
         code = f" {self.sip_code}" if self.sip_code else ""
         result = self.result.value if self.result is not None else "unknown"
-        return f"call ended: {result}{code}"
+        lines = [f"call ended: {result}{code}"]
+        answered, bye = self.timeline.get("answered"), self.timeline.get("bye")
+        if answered is not None and bye is not None and bye >= answered:
+            seconds = int(bye - answered)
+            lines[0] += f", {seconds // 60:02d}:{seconds % 60:02d} in call"
+        for kind, stream in (("audio", self.audio), ("video", self.video)):
+            if stream is not None and stream.get("media") == "rtp":
+                lines.append(f"  {kind:<6}{_stream_figures(stream)}")
+        return "\n".join(lines)
 
     def as_summary(self) -> dict[str, Any]:
         """The fields of the summary, without the event kind (``--json``'s final object)."""
         data = self.to_json()
         del data["event"]
         return data
+
+
+def _stream_figures(stream: Mapping[str, Any]) -> str:
+    """A stream's figures in the summary: codec, bitrates, loss, jitter, round trip, MOS, fps."""
+    parts = [f"{stream.get('codec') or '?':<6}"]
+    if stream.get("tx_kbps") is not None:
+        parts.append(f"tx {stream['tx_kbps']:.1f} kbit/s  rx {stream.get('rx_kbps') or 0.0:.1f} kbit/s")
+    lost, received = stream.get("lost") or 0, stream.get("rx_packets") or 0
+    loss = stream.get("loss_pct")
+    share = f" ({loss:.1f} %)" if loss is not None else ""
+    parts.append(f"lost {max(0, lost)}/{received + max(0, lost)}{share}")
+    if stream.get("jitter_ms") is not None:
+        parts.append(f"jitter {stream['jitter_ms']:.1f} ms")
+    rtt = stream.get("rtt_ms")
+    parts.append(f"RTT {rtt:.1f} ms" if rtt is not None else "RTT -")
+    if stream.get("mos") is not None:
+        parts.append(f"MOS {stream['mos']:.2f}")
+    if stream.get("fps") is not None:
+        parts.append(f"{stream['fps']:.1f} fps")
+    if stream.get("width") and stream.get("height"):
+        parts.append(f"{stream['width']}x{stream['height']}")
+    return "  ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -146,10 +212,11 @@ class RegistrationEvent(PhoneEvent):
 
 @dataclass(frozen=True)
 class Devices(PhoneEvent):
-    """The sound devices PortAudio offers (``softphone devices``)."""
+    """The sound devices PortAudio offers and the cameras the system lists (``softphone devices``)."""
 
     kind: ClassVar[str] = "devices"
     audio: tuple[Mapping[str, Any], ...]
+    video: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,11 @@ log = logging.getLogger(__name__)
 
 
 def codec_specs(kind: str, config: Config, only: str | None = None) -> tuple[CodecSpec, ...]:
-    """The codecs to offer: ``only`` alone, else the config's enabled entries, else all."""
+    """The codecs to offer: ``only`` alone, else the config's enabled entries, else all.
+
+    An entry's ``recv_fmtp`` replaces the codec's default fmtp parameters in what we offer.
+    """
+    fmtp: dict[int, str] = {}  # position in infos -> the entry's recv_fmtp
     if only is not None:
         infos = [registry.lookup(only, kind)]
         if kind == "audio" and infos[0].name != "telephone-event":
@@ -30,6 +34,8 @@ def codec_specs(kind: str, config: Config, only: str | None = None) -> tuple[Cod
                 if info is None:
                     log.warning("%s codec %s/%s is not available; skipped", kind, entry.mime, entry.rate)
                 elif entry.enabled:
+                    if entry.recv_fmtp:
+                        fmtp[len(infos)] = entry.recv_fmtp
                     infos.append(info)
             # like linphone, telephone-event is offered unless a section lists it disabled
             listed = {e.mime.lower() for e in entries}
@@ -38,8 +44,9 @@ def codec_specs(kind: str, config: Config, only: str | None = None) -> tuple[Cod
         else:
             infos = [registry.lookup(name, kind) for name in registry.names(kind)]
     return tuple(
-        CodecSpec(i.encoding, i.rtp_clock_rate, i.channels, i.static_payload_type, i.default_fmtp, i.rtcp_fb)
-        for i in infos
+        CodecSpec(i.encoding, i.rtp_clock_rate, i.channels, i.static_payload_type, fmtp.get(n, i.default_fmtp),
+                  i.rtcp_fb)
+        for n, i in enumerate(infos)
     )
 
 
@@ -54,6 +61,8 @@ def audio_options_for(config: Config, choice: MediaChoice) -> AudioOptions:
         nortp_timeout=float(rtp.nortp_timeout),
         symmetric=rtp.symmetric,
         cname=random_cname(),
+        mic_gain_db=sound.mic_gain_db,
+        playback_gain_db=sound.playback_gain_db,
     )
 
 
@@ -70,6 +79,8 @@ def video_options_for(config: Config, choice: MediaChoice) -> tuple[VideoOptions
         mtu=net.mtu,
         level=choice.level,
         cname=random_cname(),
+        self_view=video.self_view,
+        reorder_wait=config.rtp.video_jitt_comp / 1000,
     )
     # [net] upload_bw in kbit/s, 0 = no limit: then a bitrate that suits the picture size
     default = int(width * height * video.framerate * 0.1)

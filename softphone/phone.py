@@ -10,6 +10,7 @@ summary = await session.wait()
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -25,12 +26,13 @@ from softphone.agent import (
     IncomingCall,
     IncomingPolicy,
     Resolve,
+    TransferCall,
     UserAgent,
 )
-from softphone.call import ALLOW, CallEnded, CallSetup, MediaUpdate, StateChanged
+from softphone.call import ALLOW, CallEnded, CallSetup, MediaUpdate, StateChanged, TransferUpdate
 from softphone.call.states import CallResult, Direction, EndCause, Progress
 from softphone.config import Config
-from softphone.errors import ConfigError, ParseError, TransportError, UsageError
+from softphone.errors import ConfigError, ParseError, SoftphoneError, TransportError, UsageError
 from softphone.events import (
     CallSummary,
     Incoming,
@@ -40,14 +42,16 @@ from softphone.events import (
     PhoneEvent,
     RegistrationEvent,
     StateEvent,
+    TransferEvent,
 )
-from softphone.media.ringing import RING, RINGBACK, play_cadence, plays_sound
+from softphone.media.ringing import RING, RINGBACK, play_cadence, plays_sound, ring_sound
 from softphone.net.rtp import RtpPortPair, open_port_pair
 from softphone.net.sip import SipNetwork, is_unspecified, local_host_name
 from softphone.offer import audio_options_for, codec_specs, video_options_for
 from softphone.registrations import RegistrationUpdate, ResolveRegister
 from softphone.sdp.negotiate import SessionConfig, StreamConfig
 from softphone.session import CallSession, MediaChoice, stream_summary
+from softphone.sip.dialog import LocalAddress
 from softphone.sip.endpoint import Endpoint, Peer
 from softphone.sip.headers import NameAddress
 from softphone.sip.message import Request
@@ -87,6 +91,7 @@ class Phone:
             keepalive_period=sip.keepalive_period_ms / 1000,
         )
         self.media_choice = MediaChoice()
+        self.muted = False  # new calls start muted too (the shell's ``mute``)
         self.sessions: dict[str, CallSession] = {}
         self.finished: list[CallSummary] = []
         self._network: SipNetwork | None = None
@@ -117,9 +122,12 @@ class Phone:
     async def start(self) -> None:
         sip = self.config.sip
         self._network = SipNetwork(self.agent, self._execute)
-        tcp = sip.sip_tcp_port >= 0
-        tcp_port = None if sip.sip_tcp_port in (sip.sip_port, 0) else sip.sip_tcp_port
-        await self._network.listen(self.bind, sip.sip_port, tcp=tcp, tcp_port=tcp_port)
+        # as in linphone: sip_tcp_port 0 = no TCP, -1 = any free port; sip_port -1 (or 0) = any free port
+        udp_port = max(0, sip.sip_port)
+        tcp = sip.sip_tcp_port != 0
+        same = sip.sip_tcp_port == sip.sip_port or (sip.sip_tcp_port == -1 and udp_port == 0)
+        tcp_port = None if same else max(0, sip.sip_tcp_port)
+        await self._network.listen(self.bind, udp_port, tcp=tcp, tcp_port=tcp_port)
         for transport, port in self._network.ports.items():
             self.on_event(Listening(transport, self.bind, port))
         if self.preload_media:
@@ -144,6 +152,12 @@ class Phone:
             started.append(registration)
             self._execute(self.agent.register(registration, account.transport, self.now()))
         return started
+
+    def unregister(self) -> bool:
+        """Remove every registration (Expires: 0); False when none was registered."""
+        commands = self.agent.unregister_all(self.now())
+        self._execute(commands)
+        return bool(commands) or self.agent.registrations.unregistering()
 
     def target(self, uri: str | SipUri) -> SipUri:
         """Who ``call`` would call: a SIP URI, or with an account also ``bob`` / ``bob@domain``."""
@@ -212,10 +226,11 @@ class Phone:
             target = target.with_params(transport=transport.lower())
         hop = via.route[0].uri.as_sip() if via is not None else target
         peer = await self.network.resolve(hop, transport or (via.transport if via is not None else None))
-        local = self.network.local_address(peer.transport, peer.host)
+        local = self._local_address(peer.transport, peer.host)
         choice = media or self.media_choice
         ports, session_config = self._media_for(local.host, choice)
-        setup = CallSetup(local, via.aor if via is not None else self.identity, session_config, self.user_agent,
+        identity = via.aor if via is not None else _identity_at(self.identity, local.host, local.port)
+        setup = CallSetup(local, identity, session_config, self.user_agent,
                           via.route if via is not None else (), via.credentials if via is not None else ())
         call_id, commands = self.agent.call(target, setup, peer, self.now())
         session = self._new_session(call_id, ports, choice)
@@ -237,14 +252,31 @@ class Phone:
     def resume(self, call_id: str) -> None:
         self._execute(self.agent.resume(call_id, self.now()))
 
+    def transfer(self, call_id: str, target: str | SipUri) -> None:
+        """Blind transfer (REFER, RFC 3515): ask the peer of an established call to call ``target``
+        (a SIP URI, or with an account also ``bob`` / ``bob@domain``). ``TransferEvent``s report
+        how it goes; once the peer reports that the target answered, the call ends (BYE)."""
+        self._execute(self.agent.transfer(call_id, self.target(target), self.now()))
+
     def _new_session(self, call_id: str, ports: list[RtpPortPair], choice: MediaChoice) -> CallSession:
         video_options, bitrate = video_options_for(self.config, choice)
         record = self.agent.calls[call_id]
         session = CallSession(
             self, record, ports, audio_options_for(self.config, choice), video_options, bitrate,
         )
+        session.muted = self.muted
+        session.media_choice = choice
         self.sessions[call_id] = session
         return session
+
+    def _local_address(self, transport: str, toward: str) -> LocalAddress:
+        """Our Via and Contact for a call: the address the call uses; with [sip]
+        guess_hostname=0 the Contact is the host and port of [sip] contact as written."""
+        local = self.network.local_address(transport, toward)
+        if self.config.sip.guess_hostname:
+            return local
+        configured = self.identity.uri.as_sip()
+        return dataclasses.replace(local, contact_host=configured.host, contact_port=configured.port)
 
     def _media_for(self, host: str, choice: MediaChoice) -> tuple[list[RtpPortPair], SessionConfig]:
         bind = self.bind if not is_unspecified(self.bind) else ("::" if ":" in host else "0.0.0.0")
@@ -256,6 +288,7 @@ class Phone:
                 ports[0].port,
                 codec_specs("audio", self.config, choice.audio_codec),
                 ptime=self.config.sound.ptime,
+                rtcp_mux=rtp.rtcp_mux,
             )
         ]
         if choice.video and self.config.video.enabled:
@@ -265,7 +298,11 @@ class Phone:
                 for pair in ports:
                     pair.close()
                 raise
-            streams.append(StreamConfig("video", ports[1].port, codec_specs("video", self.config, choice.video_codec)))
+            # [net] download_bw: announced as b=AS, the most the peer should send us (RFC 4566 §5.8)
+            download = self.config.net.download_bw or None
+            video_codecs = codec_specs("video", self.config, choice.video_codec)
+            streams.append(StreamConfig("video", ports[1].port, video_codecs, bandwidth_kbps=download,
+                                        rtcp_mux=rtp.rtcp_mux))
         return ports, SessionConfig(host, tuple(streams), username=self.identity.uri.as_sip().user or "-")
 
     # ------------------------------------------------------------ carrying out the agent's commands
@@ -284,14 +321,21 @@ class Phone:
                 self._on_refused(command)
             elif isinstance(command, CallForgotten):
                 self.sessions.pop(command.call_id, None)
+            elif isinstance(command, TransferCall):
+                self._spawn(self._call_for_transfer(command))
             elif isinstance(command, RegistrationUpdate):
                 self._on_registration(command)
         if self._network is not None:
             self._network.kick()
 
-    def _on_call_command(self, session: CallSession, command: StateChanged | MediaUpdate | CallEnded) -> None:
+    def _on_call_command(
+        self, session: CallSession, command: StateChanged | MediaUpdate | CallEnded | TransferUpdate
+    ) -> None:
         if isinstance(command, StateChanged):
             self._on_state(session, command)
+        elif isinstance(command, TransferUpdate):
+            self.on_event(TransferEvent(session.call_id, command.direction, command.state, str(command.target),
+                                        command.sip_code, command.reason, command.new_call_id))
         elif isinstance(command, MediaUpdate):
             self.on_event(MediaNegotiated(session.call_id, tuple(stream_summary(s) for s in command.streams)))
             self._spawn(session.apply_media(command.streams, self._media_events(session)))
@@ -304,10 +348,22 @@ class Phone:
         if change.state == Progress.INCOMING:
             request = session.call.invite
             assert request is not None
-            self.on_event(Incoming(session.call_id, str(request.from_addr), str(request.to_addr)))
+            self.on_event(Incoming(session.call_id, _party(request.from_addr), _party(request.to_addr)))
         if change.state == Progress.TERMINATING:
             self._spawn(session.stop_media())
         self.on_event(StateEvent(session.call_id, change.state, change.sip_code))
+
+    async def _call_for_transfer(self, command: TransferCall) -> None:
+        """The peer transferred us (REFER): call the target as ``call`` does, with the media the
+        transferred call had; the user agent reports the new call's progress to the transferor."""
+        original = self.sessions.get(command.call_id)
+        try:
+            session = await self.call(command.target, media=original.media_choice if original is not None else None)
+        except SoftphoneError as exc:
+            log.warning("call %s: cannot call the transfer target %s: %s", command.call_id, command.target, exc)
+            self._execute(self.agent.transfer_failed(command.call_id, self.now()))
+            return
+        self._execute(self.agent.transfer_placed(command.call_id, session.call_id, self.now()))
 
     async def _resolve_and_send(self, command: Resolve | ResolveRegister) -> None:
         try:
@@ -320,7 +376,7 @@ class Phone:
         self.network.kick()
 
     def _on_incoming(self, request: Request, source: Peer) -> None:
-        local = self.network.local_address(source.transport, source.host)
+        local = self._local_address(source.transport, source.host)
         try:
             ports, session_config = self._media_for(local.host, self.media_choice)
         except TransportError as exc:
@@ -351,16 +407,19 @@ class Phone:
             self._unregistered.set()
 
     def _ringing(self, session: CallSession, state: Progress) -> None:
-        """Ringback while the peer rings, a ring for an incoming call, on a real sound device."""
+        """Ringback while the peer rings, a ring for an incoming call: on [sound] ringer_dev_id
+        when set, else on the call's sound device; [sound] remote_ring / local_ring replace the tones."""
         if state == Progress.RINGING and session.ringing is None:
+            sound = self.config.sound
             cadence: tuple[float, ...]
+            device = sound.ringer_dev_id or session.audio_options.sink
             if session.call.direction == Direction.OUTGOING:
-                device, (tone, cadence) = session.audio_options.sink, RINGBACK
+                tone, cadence = ring_sound(sound.remote_ring, RINGBACK)
             else:
-                device, (tone, cadence) = self.config.sound.ringer_dev_id or session.audio_options.sink, RING
+                tone, cadence = ring_sound(sound.local_ring, RING)
                 if self.policy is not None and self.policy.auto_answer and self.policy.delay <= 0:
                     return
-            if plays_sound(device):
+            if sound.ringer_dev_id or plays_sound(device):
                 session.ringing = asyncio.get_running_loop().create_task(play_cadence(device, tone, cadence))
         elif state not in _STILL_RINGING and session.ringing is not None:
             session.ringing.cancel()
@@ -442,7 +501,23 @@ def _parse_identity(config: Config) -> NameAddress:
     return identity
 
 
+def _identity_at(identity: NameAddress, host: str, port: int) -> NameAddress:
+    """Who a call without an account is from: ``[sip] contact`` as written, unless it names no
+    real host (the default ``sip:softphone@localhost``): then its user at the address and port
+    the call actually uses, so that the peer can call back."""
+    uri = identity.uri.as_sip()
+    if uri.host.lower() not in ("localhost", "unknown-host"):
+        return identity
+    return NameAddress(dataclasses.replace(uri, host=host, port=None if port == 5060 else port),
+                       identity.display_name)
+
+
 def _callee_identity(request: Request, identity: NameAddress) -> NameAddress:
     """We answer as whoever the caller asked for (the To of the INVITE)."""
     to = request.to_addr
     return NameAddress(to.uri, to.display_name or identity.display_name)
+
+
+def _party(address: NameAddress) -> str:
+    """Who a call is from or to, for people: the display name and URI, without tags."""
+    return f'"{address.display_name}" <{address.uri}>' if address.display_name else str(address.uri)

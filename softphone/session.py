@@ -15,8 +15,10 @@ from softphone.codecs import registry
 from softphone.errors import StateError
 from softphone.events import CallSummary
 from softphone.media.audio import AudioOptions, AudioParams, AudioStream
+from softphone.media.quality import QualityListener, QualityMonitor
 from softphone.media.video import VideoOptions, VideoParams, VideoStream
 from softphone.net.rtp import RtpPortPair
+from softphone.rtp.quality import QualitySample
 from softphone.sdp.negotiate import NegotiatedStream
 
 
@@ -32,6 +34,8 @@ class CallControl(Protocol):
     def answer(self, call_id: str) -> None: ...
 
     def reject(self, call_id: str, status: int = 486) -> None: ...
+
+    def transfer(self, call_id: str, target: str) -> None: ...
 
 
 log = logging.getLogger(__name__)
@@ -66,7 +70,10 @@ class CallSession:
     audio: AudioStream | None = None
     video: VideoStream | None = None
     pending_dtmf: str = ""
+    media_choice: MediaChoice | None = None  # what the call was placed or answered with (a transfer reuses it)
+    muted: bool = False  # send silence instead of the source
     ringing: asyncio.Task[None] | None = None  # ringback or ring being played
+    monitor: QualityMonitor = field(default_factory=QualityMonitor)  # live quality, once a second
     _waiters: list[tuple[Progress, asyncio.Future[None]]] = field(default_factory=list)
     _media_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _media_stopped: bool = False
@@ -142,6 +149,17 @@ class CallSession:
     def reject(self, status: int = 486) -> None:
         self.phone.reject(self.call_id, status)
 
+    def transfer(self, target: str) -> None:
+        """Blind transfer (REFER): ask the peer to call ``target``; ``transfer`` events report how
+        it goes, and the call ends once the peer reports that the target answered."""
+        self.phone.transfer(self.call_id, target)
+
+    def set_muted(self, muted: bool) -> None:
+        """Send silence instead of the audio source (the stream and its clock keep running)."""
+        self.muted = muted
+        if self.audio is not None:
+            self.audio.muted = muted
+
     def send_dtmf(self, digits: str) -> None:
         """Send DTMF digits (RFC 4733) now, or as soon as the audio stream runs."""
         if self.audio is not None:
@@ -167,6 +185,7 @@ class CallSession:
                 pair = self.ports[0]
                 await pair.start()
                 self.audio = AudioStream(pair, params, self.audio_options, on_event)
+                self.audio.muted = self.muted
                 await self.audio.start()
                 if self.pending_dtmf:
                     self.audio.send_dtmf(self.pending_dtmf)
@@ -174,6 +193,8 @@ class CallSession:
             else:
                 self.audio.update(params)
             await self._apply_video(streams, on_event)
+            if self.audio is not None or self.video is not None:
+                self.monitor.start(lambda: (self.audio, self.video))
 
     async def _apply_video(
         self, streams: tuple[NegotiatedStream, ...], on_event: Callable[[str, dict[str, Any]], None]
@@ -200,6 +221,20 @@ class CallSession:
             for stream in (self.audio, self.video):
                 if stream is not None:
                     await stream.stop()
+            await self.monitor.stop()
+
+    def quality(self) -> QualitySample | None:
+        """The call's figures over the last second (None before the first second of media)."""
+        return self.monitor.latest()
+
+    @property
+    def quality_history(self) -> list[QualitySample]:
+        """Every second's figures since the media started (``--report`` draws them)."""
+        return self.monitor.history
+
+    def on_quality(self, listener: QualityListener) -> None:
+        """Call ``listener`` with each second's figures while the media runs."""
+        self.monitor.listeners.append(listener)
 
     def summary(self, reason: str | None = None) -> CallSummary:
         streams: dict[str, Any] = {"audio": None, "video": None}
@@ -210,6 +245,8 @@ class CallSession:
                 info.update(self.audio.summary(), media="rtp")
             if stream.kind == "video" and self.video is not None:
                 info.update(self.video.summary(), media="rtp")
+            if info["media"] == "rtp":
+                info.update(self.monitor.overall(stream.kind))
             streams[stream.kind] = info
         call = self.call
         return CallSummary(

@@ -328,7 +328,7 @@ def test_in_dialog_options_and_unsupported_methods(pair: tuple[Side, Side, Net])
         assert reply.startswith(b"SIP/2.0 " + status), (method, reply)
         assert method.encode() in reply.split(b"CSeq:")[1].split(b"\r\n")[0]
         if status != b"200":
-            assert b"\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n" in reply
+            assert b"\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY\r\n" in reply
     assert call.state == CallState.CONFIRMED
 
 
@@ -456,7 +456,7 @@ def test_invite_carries_offer_and_contact() -> None:
     assert request.method == "INVITE" and request.content_type == "application/sdp"
     assert request.contacts[0].uri.port == 5061
     assert request.top_via.branch is not None and request.top_via.branch.startswith("z9hG4bK")
-    assert request.headers.get("Allow") == "INVITE, ACK, CANCEL, BYE, OPTIONS"
+    assert request.headers.get("Allow") == "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY"
     assert request.headers.get("Supported") is None  # we claim no extension we lack
     offer = SessionDescription.parse(request.body)
     assert [m.media for m in offer.media] == ["audio", "video"]

@@ -31,8 +31,10 @@ def run(softphone: Any) -> Any:
 
 
 def assert_one_line_error(code: int, stderr: str, expected: int) -> str:
+    """One ``softphone:`` line (a mistake in the arguments adds the usage line after it)."""
     assert "Traceback" not in stderr, stderr
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("usage: softphone")]
+    assert lines and lines[0].startswith("softphone: ") and not lines[0].startswith("softphone: softphone"), stderr
     assert len(lines) == 1, f"expected ONE line on stderr, got {len(lines)}:\n{stderr}"
     assert code == expected, f"expected exit {expected}, got {code}; stderr: {stderr!r}"
     return lines[0]

@@ -12,9 +12,10 @@ from softphone.call.commands import (
     SendRequest,
     SendResponse,
     StateChanged,
+    TransferUpdate,
 )
 from softphone.call.machine import Call
-from softphone.call.states import CallResult, CallState, Direction, EndCause, Progress
+from softphone.call.states import CallResult, CallState, Direction, EndCause, Progress, TransferState
 
 __all__ = [
     "ALLOW",
@@ -33,4 +34,6 @@ __all__ = [
     "SendRequest",
     "SendResponse",
     "StateChanged",
+    "TransferState",
+    "TransferUpdate",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from softphone.call.states import CallResult, CallState, EndCause, Progress
+from softphone.call.states import CallResult, CallState, Direction, EndCause, Progress, TransferState
 from softphone.sdp.negotiate import NegotiatedStream, SessionConfig
 from softphone.sip.auth import Credentials
 from softphone.sip.dialog import LocalAddress
@@ -15,7 +15,7 @@ from softphone.sip.uri import SipUri
 
 SDP = "application/sdp"
 # RFC 3261 §20.5: the methods this user agent supports, exactly
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY"
 
 S = CallState
 
@@ -94,7 +94,20 @@ class CallEnded:
     cause: EndCause  # for decisions
 
 
-Command = SendRequest | SendResponse | MediaUpdate | StateChanged | CallEnded
+@dataclass(frozen=True)
+class TransferUpdate:
+    """How a transfer goes. OUTGOING: we asked the peer to call ``target`` (our REFER and the
+    peer's NOTIFYs); INCOMING: the peer asked us to (its REFER, our new call, our NOTIFYs)."""
+
+    direction: Direction
+    state: TransferState
+    target: SipUri
+    sip_code: int | None = None
+    reason: str = ""
+    new_call_id: str | None = None  # INCOMING: the call placed to the target
+
+
+Command = SendRequest | SendResponse | MediaUpdate | StateChanged | CallEnded | TransferUpdate
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
+from softphone.call import transfer
 from softphone.call.commands import (
     ALLOW,
     SDP,
@@ -39,6 +40,7 @@ from softphone.sip.dialog import Dialog, ack_for_2xx, cancel_for, random_token
 from softphone.sip.endpoint import build_response
 from softphone.sip.headers import NameAddress
 from softphone.sip.message import Headers, Request, Response
+from softphone.sip.refer import embedded_headers
 from softphone.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ class Call:
     _reinvite: Request | None = None
     _reinvite_offer: SessionDescription | None = None
     _bye: Request | None = None
+    transfers: transfer.Transfers = field(default_factory=transfer.Transfers)
     _auth: Authenticator = field(default_factory=Authenticator)
 
     def __post_init__(self) -> None:
@@ -120,6 +123,7 @@ class Call:
     @classmethod
     def outgoing(cls, target: SipUri, setup: CallSetup, *, to: NameAddress | None = None) -> tuple[Call, list[Command]]:
         call = cls("uac", setup, call_id=f"{random_token(16)}@{setup.local.host}")
+        target, uri_headers = embedded_headers(target)  # a Refer-To's Replaces (RFC 3891)
         call._go("invite")
         offer = build_offer(call._session())
         call.local_sdp = offer
@@ -134,7 +138,7 @@ class Call:
             ("Contact", f"<{call._contact()}>"),
         ]
         pairs += [("Route", str(r)) for r in setup.outbound_route]
-        pairs.append(("Allow", ALLOW))
+        pairs += [("Allow", ALLOW), *uri_headers]
         if setup.user_agent:
             pairs.append(("User-Agent", setup.user_agent))
         pairs.append(("Content-Type", SDP))
@@ -149,6 +153,10 @@ class Call:
             if response.status in (401, 407) and self._bye is not None and request.cseq == self._bye.cseq:
                 return self._bye_with_credentials(response)
             return self._end_after_bye(response.status)
+        if request.method == "REFER":
+            return transfer.on_refer_response(self, response, request)
+        if request.method == "NOTIFY":
+            transfer.on_notify_response(self, response)
         if request.method != "INVITE" or self.invite is None or request.cseq != self.invite.cseq:
             return []
         status = response.status
@@ -309,13 +317,13 @@ class Call:
 
     def _reply(
         self, request: Request, status: int, *, extra: Iterable[tuple[str, str]] = (), body: bytes = b"",
-        to_tag: str | None = None,
+        to_tag: str | None = None, reason: str | None = None,
     ) -> Response:
         """A response of ours to ``request``, naming us in Server (RFC 3261 §20.35)."""
         pairs = list(extra)
         if self.setup.user_agent:
             pairs.append(("Server", self.setup.user_agent))
-        return build_response(request, status, to_tag=to_tag, extra=pairs, body=body,
+        return build_response(request, status, reason, to_tag=to_tag, extra=pairs, body=body,
                               content_type=SDP if body else None)
 
     def ring(self) -> list[Command]:
@@ -442,6 +450,10 @@ class Call:
             return [ok]
         if method == "INVITE":
             return self._on_reinvite(request)
+        if method == "REFER":
+            return transfer.on_refer(self, request)
+        if method == "NOTIFY":
+            return transfer.on_notify(self, request)
         if method == "OPTIONS":
             return [SendResponse(request, self._reply(request, 200, extra=(("Allow", ALLOW),)))]
         # the user agent answers the methods we do not support before they reach a call
@@ -519,6 +531,8 @@ class Call:
             return self._on_reinvite_response(Response(408, "Request Timeout", request.headers))
         if request.method == "BYE":
             return self._end_after_bye(408)
+        if request.method == "REFER":
+            return transfer.on_refer_timeout(self, request)
         if request.method == "CANCEL" and self.state == CallState.CANCELLING:
             self._go("failed")
             return self._end(CallResult.CANCELLED, None, "no answer to CANCEL", EndCause.CANCELLED)
@@ -553,7 +567,8 @@ class Call:
 
 
 # hanging up for these causes is a normal end of the call
-_WISHED = frozenset({EndCause.LOCAL_HANGUP, EndCause.WINDOW_CLOSED, EndCause.IN_CALL_TIMEOUT, EndCause.RING_TIMEOUT})
+_WISHED = frozenset({EndCause.LOCAL_HANGUP, EndCause.WINDOW_CLOSED, EndCause.IN_CALL_TIMEOUT, EndCause.RING_TIMEOUT,
+                     EndCause.TRANSFERRED})
 
 
 def status_is_trying(response: Response) -> bool:

@@ -53,6 +53,17 @@ class CallResult(StrEnum):
     ERROR = "error"
 
 
+class TransferState(StrEnum):
+    """How a transfer (REFER, RFC 3515) goes, ours or the peer's (the ``transfer`` events)."""
+
+    REQUESTED = "requested"  # a REFER is sent, or one came in
+    ACCEPTED = "accepted"  # the REFER was accepted (202)
+    CALLING = "calling"  # the peer transferred us: the new call is placed
+    PROGRESS = "progress"  # a provisional status of the new call (NOTIFY 1xx)
+    SUCCEEDED = "succeeded"  # the new call was answered (final NOTIFY 2xx)
+    FAILED = "failed"  # the REFER was refused, or the new call failed
+
+
 class Direction(StrEnum):
     OUTGOING = "outgoing"
     INCOMING = "incoming"
@@ -76,6 +87,7 @@ class EndCause(StrEnum):
     RING_TIMEOUT = "ring_timeout"
     IN_CALL_TIMEOUT = "in_call_timeout"
     WINDOW_CLOSED = "window_closed"
+    TRANSFERRED = "transferred"  # a transfer (REFER) succeeded: the call was handed on
     # refused by the incoming-call policy before a call existed
     NOT_ALLOWED = "not_allowed"
     BUSY = "busy"

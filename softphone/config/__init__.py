@@ -23,9 +23,13 @@ from typing import Any
 from softphone.config.schema import (
     _NUMBERED,
     _SECTIONS,
+    ALIASES,
     DEFAULT_USER_AGENT,
     DIGEST_ALGORITHMS,
     LOG_LEVELS,
+    MEDIA_ENCRYPTIONS,
+    NOT_SUPPORTED,
+    QUIET_KEYS,
     SECTION_KEYS,
     VIDEO_SIZES,
     AuthInfo,
@@ -58,6 +62,7 @@ class _Raw:
     sections: dict[str, dict[str, str]] = field(default_factory=dict)
     lines: dict[tuple[str, str], int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    unknown: dict[str, list[str]] = field(default_factory=dict)  # section -> unknown keys ([] = whole section)
 
     def warn(self, section: str | None, key: str | None, message: str) -> None:
         text = str(ConfigError(self.path, section, key, message))
@@ -94,12 +99,16 @@ def _split(text: str, path: str | None) -> _Raw:
     return raw
 
 
-def _read_section(raw: _Raw, name: str, table: dict[str, _Key]) -> dict[str, object]:
+def _read_section(raw: _Raw, name: str, table: dict[str, _Key], kind: str | None = None) -> dict[str, object]:
+    """The values of section ``name``; ``kind`` is its entry in ALIASES / QUIET_KEYS (``proxy_N``)."""
+    kind = kind or name
+    aliases, quiet = ALIASES.get(kind, {}), QUIET_KEYS.get(kind, frozenset())
     values: dict[str, object] = {}
     for key, text in raw.sections.get(name, {}).items():
-        spec = table.get(key)
+        spec = table.get(key) or table.get(aliases.get(key, ""))
         if spec is None:
-            raw.warn(name, key, "unknown key, ignored")
+            if key not in quiet:
+                raw.unknown.setdefault(name, []).append(key)
         elif text:
             try:
                 values[spec.field] = spec.parse(text)
@@ -117,7 +126,7 @@ def _read_numbered(raw: _Raw, prefix: str) -> tuple[Any, ...]:
     entries = []
     index = 0
     while f"{prefix}_{index}" in raw.sections:
-        values = {**extra, **_read_section(raw, f"{prefix}_{index}", table)}
+        values = {**extra, **_read_section(raw, f"{prefix}_{index}", table, f"{prefix}_N")}
         if numbered:
             values["index"] = index
         entries.append(cls(**values))
@@ -127,6 +136,32 @@ def _read_numbered(raw: _Raw, prefix: str) -> tuple[Any, ...]:
         if pattern.fullmatch(name) and name not in {f"{prefix}_{i}" for i in range(index)}:
             raw.warn(name, None, f"unused section: numbering stops at the first missing index ([{prefix}_{index}])")
     return tuple(entries)
+
+
+def _report_unknown(raw: _Raw) -> None:
+    """Every unknown key and section in one warning line (a real linphonerc has many)."""
+    if not raw.unknown:
+        return
+    parts = [f"[{name}] {', '.join(keys) if keys else '(whole section)'}" for name, keys in raw.unknown.items()]
+    raw.warn(None, None, f"ignored unknown keys: {'; '.join(parts)}")
+
+
+def _check_unsupported(raw: _Raw, sections: Mapping[str, Any]) -> None:
+    """One warning for each "not supported yet" key set to a non-default value; SRTP made
+    mandatory is refused, since calls would go in the clear."""
+    for (name, key), what in NOT_SUPPORTED.items():
+        spec = _SECTIONS[name][1][key]
+        values = sections[name]
+        default = {f.name: f.default for f in dataclasses.fields(values)}[spec.field]
+        if getattr(values, spec.field) != default:
+            raw.warn(name, key, f"{what} (set to {spec.format(getattr(values, spec.field))!r})")
+    sip: SipConfig = sections["sip"]
+    if sip.media_encryption != "none":
+        if sip.media_encryption_mandatory:
+            message = (f"media_encryption={sip.media_encryption} with media_encryption_mandatory=1: media encryption "
+                       "is not supported yet and calls would go in the clear; set media_encryption=none")
+            raise raw.invalid("sip", "media_encryption", message)
+        raw.warn("sip", "media_encryption", f"{sip.media_encryption} is not supported yet: calls go in the clear")
 
 
 def _check(raw: _Raw, sip: SipConfig, proxies: tuple[ProxyConfig, ...]) -> None:
@@ -145,8 +180,10 @@ def loads(text: str, path: str | None = "<string>") -> Config:
     for name in raw.sections:
         known = name in _SECTIONS or any(re.fullmatch(rf"{p}_[0-9]+", name) for p in _NUMBERED)
         if not known:
-            raw.warn(name, None, "unknown section, ignored")
+            raw.unknown[name] = []
+    _report_unknown(raw)
     _check(raw, sections["sip"], numbered["proxies"])
+    _check_unsupported(raw, sections)
     return Config(path=path, **sections, **numbered, warnings=tuple(raw.warnings))
 
 
@@ -206,6 +243,8 @@ __all__ = [
     "DEFAULT_USER_AGENT",
     "DIGEST_ALGORITHMS",
     "LOG_LEVELS",
+    "MEDIA_ENCRYPTIONS",
+    "NOT_SUPPORTED",
     "SECTION_KEYS",
     "VIDEO_SIZES",
     "AuthInfo",

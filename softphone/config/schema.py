@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from softphone import __version__
+from softphone.devices.registry import from_linphone
 from softphone.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ VIDEO_SIZES: Mapping[str, tuple[int, int]] = {
     "1080p": (1920, 1080),
 }
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+MEDIA_ENCRYPTIONS = ("none", "srtp", "zrtp", "dtls")
 DIGEST_ALGORITHMS = ("MD5", "SHA-256")
 
 
@@ -40,7 +42,7 @@ DIGEST_ALGORITHMS = ("MD5", "SHA-256")
 class SipConfig:
     sip_port: int = 5060
     sip_tcp_port: int = 5060
-    sip_tls_port: int = -1
+    sip_tls_port: int = 0
     contact: str = "sip:softphone@localhost"
     ipv6: bool = False
     bind_address: str = ""
@@ -56,6 +58,8 @@ class SipConfig:
     delayed_timeout: int = 4
     keepalive_period_ms: int = 30000
     guess_hostname: bool = True
+    media_encryption: str = "none"
+    media_encryption_mandatory: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,6 @@ class ProxyConfig:
     reg_expires: int = 3600
     reg_sendregister: bool = True
     reg_instance_id: str | None = None
-    publish: bool = False
 
 
 @dataclass(frozen=True, repr=False)
@@ -294,6 +297,7 @@ def _parse_text(text: str) -> str:
 
 
 def _parse_device(text: str) -> str:
+    text = from_linphone(text)
     if not _DEVICE.fullmatch(text):
         raise _Invalid(f"expected 'driver: device' (e.g. 'pyaudio: default', 'null:'), got {text!r}")
     return text
@@ -323,9 +327,16 @@ def _parse_algorithm(text: str) -> str:
     return text.upper()
 
 
+def _parse_media_encryption(text: str) -> str:
+    if text.lower() not in MEDIA_ENCRYPTIONS:
+        raise _Invalid(f"expected one of {', '.join(MEDIA_ENCRYPTIONS)}, got {text!r}")
+    return text.lower()
+
+
 def _parse_firewall_policy(text: str) -> int:
-    if text not in ("0", "1"):
-        raise _Invalid(f"expected 0 (none) or 1 (advertise nat_address), got {text!r}")
+    # linphone's values: 0 none, 1 NAT address, 2 STUN, 3 ICE, 4 uPnP
+    if text not in ("0", "1", "2", "3", "4"):
+        raise _Invalid(f"expected 0 (none), 1 (nat_address), 2 (STUN), 3 (ICE) or 4 (uPnP), got {text!r}")
     return int(text)
 
 
@@ -365,7 +376,7 @@ class _Key:
 
 
 _PORT = _int_in(0, 65535)
-_PORT_OR_OFF = _int_in(-1, 65535)
+_PORT_OR_RANDOM = _int_in(-1, 65535)
 _NON_NEGATIVE = _int_in(0)
 _POSITIVE = _int_in(1)
 
@@ -375,11 +386,11 @@ def _keys(**specs: _Key) -> dict[str, _Key]:
 
 
 _SIP_KEYS = _keys(
-    sip_port=_Key("sip_port", _PORT),
-    sip_tcp_port=_Key("sip_tcp_port", _PORT_OR_OFF),
-    sip_tls_port=_Key("sip_tls_port", _PORT_OR_OFF),
+    sip_port=_Key("sip_port", _PORT_OR_RANDOM),
+    sip_tcp_port=_Key("sip_tcp_port", _PORT_OR_RANDOM),
+    sip_tls_port=_Key("sip_tls_port", _PORT_OR_RANDOM),
     contact=_Key("contact", _parse_sip_address),
-    ipv6=_Key("ipv6", _parse_bool),
+    use_ipv6=_Key("ipv6", _parse_bool),
     bind_address=_Key("bind_address", _parse_text),
     auto_answer=_Key("auto_answer", _parse_bool),
     auto_answer_delay=_Key("auto_answer_delay_ms", _NON_NEGATIVE),
@@ -393,6 +404,8 @@ _SIP_KEYS = _keys(
     delayed_timeout=_Key("delayed_timeout", _NON_NEGATIVE),
     keepalive_period=_Key("keepalive_period_ms", _NON_NEGATIVE),
     guess_hostname=_Key("guess_hostname", _parse_bool),
+    media_encryption=_Key("media_encryption", _parse_media_encryption),
+    media_encryption_mandatory=_Key("media_encryption_mandatory", _parse_bool),
 )
 _RTP_KEYS = _keys(
     audio_rtp_port=_Key("audio_rtp_port", parse_port_range, _format_range),
@@ -443,7 +456,6 @@ _PROXY_KEYS = _keys(
     reg_expires=_Key("reg_expires", _POSITIVE),
     reg_sendregister=_Key("reg_sendregister", _parse_bool),
     reg_instance_id=_Key("reg_instance_id", _parse_text),
-    publish=_Key("publish", _parse_bool),
 )
 _AUTH_KEYS = _keys(
     username=_Key("username", _parse_text, required=True),
@@ -483,6 +495,22 @@ _NUMBERED: dict[str, tuple[str, type[Any], dict[str, _Key], dict[str, object]]] 
     "auth_info": ("auth_infos", AuthInfo, _AUTH_KEYS, {}),
     "audio_codec": ("audio_codecs", CodecEntry, _AUDIO_CODEC_KEYS, {}),
     "video_codec": ("video_codecs", CodecEntry, _VIDEO_CODEC_KEYS, {"rate": 90000}),
+}
+
+# Other names a key is read under, as linphone or older files write them: section -> {name: key}.
+ALIASES: Mapping[str, Mapping[str, str]] = {"sip": {"ipv6": "use_ipv6"}}
+
+# linphonerc keys with no meaning for this phone, accepted without a warning ("proxy_N": [proxy_0]...).
+QUIET_KEYS: Mapping[str, frozenset[str]] = {"proxy_N": frozenset({"publish"})}
+
+# Keys documented as "not supported yet": (section, key) -> what a non-default value would need.
+# Setting one to a non-default value logs one warning; the value is kept but has no effect.
+NOT_SUPPORTED: Mapping[tuple[str, str], str] = {
+    ("sip", "sip_tls_port"): "SIP over TLS is not supported yet: no TLS listener is opened",
+    ("sip", "delayed_timeout"): "ICE is not supported yet: the INVITE is sent at once, no candidates are waited for",
+    ("sound", "echocancellation"): "echo cancellation is not supported yet: the microphone is sent as captured",
+    ("net", "nat_address"): "NAT traversal is not supported yet: SIP and SDP carry the local address",
+    ("net", "firewall_policy"): "NAT traversal is not supported yet: SIP and SDP carry the local address",
 }
 
 # The keys each section accepts, as written in the file ("proxy_N" for [proxy_0]...).

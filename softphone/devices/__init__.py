@@ -20,6 +20,7 @@ import ctypes
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, Protocol, TypedDict, runtime_checkable
@@ -237,6 +238,26 @@ def list_audio_devices() -> list[AudioDeviceInfo]:
         return []
     devices: list[AudioDeviceInfo] = module.list_devices()
     return devices
+
+
+def list_cameras(root: str = "/sys/class/video4linux") -> list[dict[str, str]]:
+    """The cameras the system lists (V4L2 on Linux), as ``opencv: N`` specs; no camera is opened,
+    so listing prints none of OpenCV's probing noise."""
+    cameras = []
+    try:
+        entries = sorted(os.listdir(root), key=lambda n: (len(n), n))
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.startswith("video") or not entry[5:].isdigit():
+            continue
+        try:
+            with open(os.path.join(root, entry, "name"), encoding="utf-8", errors="replace") as file:
+                name = file.read().strip()
+        except OSError:
+            name = entry
+        cameras.append({"spec": f"opencv: {entry[5:]}", "name": name, "path": f"/dev/{entry}"})
+    return cameras
 
 
 def _open(slot: str, spec: str, sample_rate: int, channels: int, frame_samples: int) -> Any:

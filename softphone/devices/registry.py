@@ -75,7 +75,7 @@ def drivers(slot: str) -> list[str]:
 def resolve(slot: str, spec: str) -> tuple[str, str, str]:
     """``(driver, device, "module:Class")`` for ``spec`` in ``slot``; ConfigError if unknown."""
     words, table = _table(slot)
-    driver, argument = parse_device(spec)
+    driver, argument = parse_device(from_linphone(spec))
     target = table.get(driver)
     if target is None:
         available = ", ".join(sorted(table))
@@ -88,3 +88,35 @@ def _table(slot: str) -> tuple[str, dict[str, str]]:
         return SLOTS[slot]
     except KeyError:
         raise ValueError(f"unknown device slot {slot!r}; slots: {', '.join(sorted(SLOTS))}") from None
+
+
+# linphone's sound card and camera names ("<driver>: <card>", as mediastreamer2 writes
+# them into a linphonerc) onto our drivers
+_LINPHONE_SOUND_DRIVERS = ("alsa", "pulseaudio", "oss", "portaudio", "jack", "pipewire")
+_LINPHONE_DEFAULT_CARDS = ("", "default", "default device")
+_V4L2_DEVICE = re.compile(r"/dev/video([0-9]+)")
+
+
+def from_linphone(spec: str) -> str:
+    """Our device string for a device name linphone writes, else ``spec`` unchanged.
+
+    ``ALSA: default device``, ``ALSA Unknown: default`` and ``PulseAudio Unknown: default``
+    are the system's default sound card (``pyaudio: default``); another ALSA or PulseAudio
+    card is looked up by its name (``pyaudio: HDA Intel PCH``); ``V4L2: /dev/video0`` is
+    camera 0 (``opencv: 0``); ``StaticImage: Static picture`` is the test pattern.
+    """
+    driver, sep, card = spec.partition(":")
+    if not sep:
+        return spec
+    words = driver.strip().lower().split()
+    card = card.strip()
+    if not words:
+        return spec
+    if words[0] in _LINPHONE_SOUND_DRIVERS:
+        return "pyaudio: default" if card.lower() in _LINPHONE_DEFAULT_CARDS else f"pyaudio: {card}"
+    if words == ["v4l2"]:
+        match = _V4L2_DEVICE.fullmatch(card)
+        return f"opencv: {match.group(1)}" if match else f"opencv: {card}"
+    if words == ["staticimage"]:
+        return "pattern:"
+    return spec

@@ -41,6 +41,8 @@ WINDOW_CLOSE_TIMEOUT_S = 5.0
 DESTROY_PUMPS = 5
 INSET_FRACTION = 4  # the preview is 1/4 of the picture's width
 _KEYS_THAT_CLOSE = {ord("q"), ord("Q"), 27}  # 27 = Esc
+_KEYS_THAT_TOGGLE_OVERLAY = {ord("s"), ord("S")}
+OVERLAY_SHADE = 0.35  # the picture under the figures is darkened to this fraction
 _FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype", "/usr/share/fonts")
 
 
@@ -122,6 +124,9 @@ class OpenCVSource:
 
     def _open(self, target: str, width: int, height: int, fps: float) -> cv2.VideoCapture:
         if self.is_camera:
+            if sys.platform.startswith("linux") and not Path(f"/dev/video{int(target)}").exists():
+                # OpenCV would print a screen of probing errors from three back ends to say the same
+                raise ConfigError(None, None, None, f"cannot open camera {target}: there is no /dev/video{target}")
             capture = cv2.VideoCapture(int(target))
             if not capture.isOpened():
                 raise ConfigError(None, None, None, f"cannot open camera {target}")
@@ -321,13 +326,18 @@ class _HighGui:
             if key >= 0 and (key & 0xFF) in _KEYS_THAT_CLOSE:
                 for window in windows:
                     window.user_closed()
+            elif key >= 0 and (key & 0xFF) in _KEYS_THAT_TOGGLE_OVERLAY:
+                for window in windows:
+                    window.toggle_overlay()
 
 
 class WindowSink:
-    """An OpenCV window (``opencv:``): the remote picture, the local preview inset bottom-right.
+    """An OpenCV window (``opencv:``): the remote picture, the local preview inset bottom-right,
+    and the call's figures (``set_overlay``) bottom-left.
 
-    Resizable. ``q``, Esc or closing the window sets ``closed``. ``write()`` and
-    ``preview()`` only hand the newest frame over; the window thread draws it.
+    Resizable. ``q``, Esc or closing the window sets ``closed``; ``s`` hides or shows the
+    figures. ``write()``, ``preview()`` and ``set_overlay()`` only hand the newest over;
+    the window thread draws them.
     """
 
     def __init__(self, argument: str = "", *, width: int, height: int, fps: float, title: str = "softphone") -> None:
@@ -339,6 +349,8 @@ class WindowSink:
         self._lock = threading.Lock()
         self._remote: VideoFrame | None = None
         self._local: VideoFrame | None = None
+        self._overlay: tuple[str, ...] = ()
+        self.overlay_visible = True
         self._dirty = True
         self._state = "new"  # new -> open -> closing -> gone
         self._seen_visible = False
@@ -365,6 +377,18 @@ class WindowSink:
     def preview(self, frame: VideoFrame) -> None:
         with self._lock:
             self._local = frame
+            self._dirty = True
+
+    def set_overlay(self, lines: tuple[str, ...]) -> None:
+        """The text drawn over the remote picture (the call's duration and figures)."""
+        with self._lock:
+            self._overlay = tuple(lines)
+            self._dirty = True
+
+    def toggle_overlay(self) -> None:
+        """Hide the figures, or show them again (the ``s`` key)."""
+        with self._lock:
+            self.overlay_visible = not self.overlay_visible
             self._dirty = True
 
     def close(self) -> None:
@@ -394,6 +418,7 @@ class WindowSink:
         with self._lock:
             state = self._state
             remote, local, dirty = self._remote, self._local, self._dirty
+            overlay = self._overlay if self.overlay_visible else ()
             self._dirty = False
         try:
             if state == "new":
@@ -404,7 +429,7 @@ class WindowSink:
             # Shown again now and then: Qt may drop a picture shown before the window is mapped.
             refresh = time.monotonic() - self._shown_at > WINDOW_REFRESH_S
             if (dirty or refresh) and not self._closed.is_set():  # imshow would open a closed window again
-                cv2.imshow(self.title, compose(remote, local, self.width, self.height))
+                cv2.imshow(self.title, compose(remote, local, self.width, self.height, overlay))
                 self._shown_at = time.monotonic()
                 self.frames_shown += dirty and remote is not None
             self._check_visible()
@@ -461,8 +486,10 @@ def _unique_title(title: str, taken: set[str]) -> str:
     return f"{title} ({n})"
 
 
-def compose(remote: VideoFrame | None, local: VideoFrame | None, width: int, height: int) -> np.ndarray:
-    """The window's picture: ``remote`` (or a waiting screen) with ``local`` inset bottom-right."""
+def compose(remote: VideoFrame | None, local: VideoFrame | None, width: int, height: int,
+            overlay: tuple[str, ...] = ()) -> np.ndarray:
+    """The window's picture: ``remote`` (or a waiting screen) with ``local`` inset bottom-right
+    and the ``overlay`` lines bottom-left."""
     if remote is None:
         canvas = np.zeros((height, width, 3), np.uint8)
         scale = width / 640
@@ -470,6 +497,8 @@ def compose(remote: VideoFrame | None, local: VideoFrame | None, width: int, hei
                     1.0 * scale, (200, 200, 200), max(1, round(2 * scale)), cv2.LINE_AA)
     else:
         canvas = np.array(remote.image[:, :, :3], dtype=np.uint8, copy=True)
+    if overlay:
+        draw_overlay(canvas, overlay, canvas.shape[1] * (INSET_FRACTION - 1) // INSET_FRACTION)
     if local is not None:
         h, w = canvas.shape[:2]
         lh, lw = local.image.shape[:2]
@@ -482,3 +511,29 @@ def compose(remote: VideoFrame | None, local: VideoFrame | None, width: int, hei
             canvas[y0:y0 + inset_h, x0:x0 + inset_w] = small
             cv2.rectangle(canvas, (x0 - 1, y0 - 1), (x0 + inset_w, y0 + inset_h), (255, 255, 255), 1)
     return canvas
+
+
+def draw_overlay(canvas: np.ndarray, lines: tuple[str, ...], right: int) -> None:
+    """White ``lines`` on a darkened box in the bottom-left corner of ``canvas``, left of x = ``right``."""
+    h, w = canvas.shape[:2]
+    margin = max(2, w // 64)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    widest = max(cv2.getTextSize(line, font, 1.0, 1)[0][0] for line in lines)
+    room = right - 3 * margin
+    if widest <= 0 or room <= 0:
+        return
+    scale = min(0.55 * w / 640, room / widest)
+    thickness = 1
+    (_, text_h), baseline = cv2.getTextSize("Ag", font, scale, thickness)
+    pad = max(2, round(text_h * 0.6))
+    step = text_h + baseline + max(1, round(text_h * 0.4))
+    box_w = min(room + 2 * margin, round(widest * scale) + 2 * pad)
+    box_h = min(h - 2 * margin, step * len(lines) + pad)
+    x0, y0 = margin, h - margin - box_h
+    region = canvas[y0:y0 + box_h, x0:x0 + box_w]
+    region[:] = (region * OVERLAY_SHADE).astype(np.uint8)
+    for i, line in enumerate(lines):
+        y = y0 + pad // 2 + (i + 1) * step - baseline
+        if y > h - margin:
+            break
+        cv2.putText(canvas, line, (x0 + pad, y), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)

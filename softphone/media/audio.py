@@ -20,6 +20,7 @@ from softphone.codecs import AudioDecoder, AudioEncoder, CodecError, create_deco
 from softphone.codecs.dtmf import DtmfReceiver, DtmfSender
 from softphone.devices import AudioSink, AudioSource, open_audio_sink, open_audio_source
 from softphone.frames import AudioFrame
+from softphone.media.gain import apply_gain
 from softphone.media.reports import send_reports
 from softphone.media.transport import Address, RtpTransport
 from softphone.rtp.jitter import JitterBuffer, Missing, Played
@@ -35,6 +36,7 @@ _Device = TypeVar("_Device")
 
 SENDING = frozenset({"sendrecv", "sendonly"})
 RECEIVING = frozenset({"sendrecv", "recvonly"})
+DTMF_AFTER_AUDIO_MS = 300  # audio sent before the first DTMF event
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ class AudioOptions:
     nortp_timeout: float = 30.0
     symmetric: bool = True
     cname: str = "softphone"
+    mic_gain_db: float = 0.0  # applied to the source before encoding
+    playback_gain_db: float = 0.0  # applied to decoded audio before the sink
 
 
 @dataclass
@@ -97,6 +101,8 @@ class AudioStream:
         self.first_rx: float | None = None
         self.last_rx: float | None = None
         self._remote_latched = False
+        self.muted = False  # send silence instead of the source
+        self._audio_sent = 0  # audio (not DTMF) packets sent
         self._tasks: list[asyncio.Task[None]] = []
         self._encode_work = _Offload()
         self._decode_work = _Offload()
@@ -193,9 +199,15 @@ class AudioStream:
     async def _send_one(self, loop: asyncio.AbstractEventLoop) -> None:
         assert self.source is not None
         frame = self.source.read()
+        if self.muted:
+            frame = AudioFrame.silence(frame.samples, frame.sample_rate, frame.channels)
+        frame = apply_gain(frame, self.options.mic_gain_db)
         clock_units = self.encoder.rtp_clock_rate * self.params.ptime // 1000
         event = None
-        if self.params.send_event_payload_type is not None and self.dtmf.busy:
+        # some phones drop a stream whose first packets are telephone events: DTMF waits until
+        # audio has flowed for a while
+        audio_flowed = self._audio_sent * self.params.ptime >= DTMF_AFTER_AUDIO_MS
+        if self.params.send_event_payload_type is not None and self.dtmf.busy and audio_flowed:
             event = self.dtmf.next_packet(self.session.sender.next_timestamp)
         if event is not None:
             payload, marker, timestamp = event
@@ -212,6 +224,7 @@ class AudioStream:
             if self._stopped:
                 return
             data = self.session.prepare(payload, samples=clock_units, now=loop.time())
+            self._audio_sent += 1
         assert self.params.remote_rtp is not None
         self.transport.send_rtp(data, self.params.remote_rtp)
 
@@ -280,10 +293,10 @@ class AudioStream:
         samples = self.decoder.sample_rate * self.params.remote_ptime // 1000
         if isinstance(item, Played):
             try:
-                return self.decoder.decode(item.payload)
+                return apply_gain(self.decoder.decode(item.payload), self.options.playback_gain_db)
             except CodecError:
                 self.counters.decode_errors += 1
-        return self.decoder.conceal(samples)
+        return apply_gain(self.decoder.conceal(samples), self.options.playback_gain_db)
 
     def _nortp_expired(self, now: float) -> bool:
         timeout = self.options.nortp_timeout

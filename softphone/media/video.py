@@ -68,6 +68,8 @@ class VideoOptions:
     mtu: int = 1300
     level: int = 0  # 0 = full size every frame; higher: smaller and fewer frames
     cname: str = "softphone"
+    self_view: bool = True  # our own picture shown in the sink (the window's inset)
+    reorder_wait: float = REORDER_WAIT  # seconds a hole waits when it cannot be asked for ([rtp] video_jitt_comp)
 
     @property
     def scale(self) -> float:
@@ -204,7 +206,7 @@ class VideoStream:
             frame = self.source.read() if self.source is not None else None
             if frame is not None:
                 count += 1
-                if self.sink is not None:
+                if self.sink is not None and self.options.self_view:
                     self.sink.preview(frame)
                 sending = self.params.direction in SENDING and self.params.remote_rtp is not None
                 if sending and (count - 1) % self.options.frame_interval == 0:
@@ -269,7 +271,7 @@ class VideoStream:
         if self._stopped:
             return
         rtt = self._rtt()
-        wait = hold_time(rtt) if self._nack_enabled else REORDER_WAIT
+        wait = hold_time(rtt) if self._nack_enabled else self.options.reorder_wait
         released, skipped = self.reorder.expire(now, wait)
         for seq in skipped:
             self.nack.give_up(seq)

@@ -33,6 +33,8 @@ class LocalAddress:
     transport: str  # "udp" or "tcp"
     host: str
     port: int
+    contact_host: str | None = None  # a Contact host other than ``host`` ([sip] guess_hostname=0)
+    contact_port: int | None = None
 
     def via(self, branch: str | None = None) -> Via:
         # RFC 3581 §3: "A client, compliant to this specification ... MUST insert the
@@ -43,7 +45,9 @@ class LocalAddress:
         params: tuple[tuple[str, str | None], ...] = ()
         if self.transport != "udp":
             params = (("transport", self.transport),)
-        return SipUri("sip", user, None, self.host, self.port, params)
+        host = self.contact_host or self.host
+        port = self.contact_port if self.contact_host else self.port
+        return SipUri("sip", user, None, host, port, params)
 
 
 @dataclass
@@ -138,8 +142,9 @@ class Dialog:
         body: bytes = b"",
         content_type: str | None = None,
         cseq: int | None = None,
+        extra: tuple[tuple[str, str], ...] = (),
     ) -> Request:
-        """Build an in-dialog request (RFC 3261 §12.2.1.1)."""
+        """Build an in-dialog request (RFC 3261 §12.2.1.1); ``extra`` headers go after the standard ones."""
         if cseq is None:
             self.local_seq += 1
             cseq = self.local_seq
@@ -154,10 +159,12 @@ class Dialog:
             ("CSeq", f"{cseq} {method}"),
         ]
         pairs += [("Route", str(r)) for r in routes]
-        if contact is not None and method in ("INVITE", "UPDATE", "SUBSCRIBE", "REFER"):
+        if contact is not None and method in ("INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"):
+            # a NOTIFY is a target refresh request of its dialog and names us (RFC 6665)
             pairs.append(("Contact", f"<{contact}>"))
         if user_agent:
             pairs.append(("User-Agent", user_agent))
+        pairs += extra
         if content_type is not None:
             pairs.append(("Content-Type", content_type))
         return Request(method, request_uri, Headers.of(*pairs), body)

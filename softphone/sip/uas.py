@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from softphone.sip.message import Request
@@ -45,10 +45,12 @@ class RequestInspector:
         local_hosts: Iterable[str] = (),
         domains: Iterable[str] = (),
         memory: float = 32.0,
+        bodies: Mapping[str, str] | None = None,
     ) -> None:
         self.allow = allow  # the Allow header: the methods we support
         self.supported = frozenset(m.strip() for m in allow.split(","))
-        self.accept = accept  # the one body type we understand
+        self.accept = accept  # the body type we understand (and answer INVITEs with)
+        self.bodies = dict(bodies or {})  # method -> the other body type a request of that method may carry
         self.extensions = frozenset(e.lower() for e in extensions)  # Require option tags we implement
         # the hosts a Request-URI may name to be ours; IP literals are all ours when empty
         # (a phone listening on every interface cannot cheaply tell its own addresses)
@@ -59,7 +61,8 @@ class RequestInspector:
         self._order: deque[tuple[tuple[str, str, int, str], float]] = deque()
 
     def accept_headers(self) -> tuple[tuple[str, str], ...]:
-        return (("Accept", self.accept), ("Accept-Encoding", ACCEPT_ENCODING), ("Accept-Language", ACCEPT_LANGUAGE))
+        types = ", ".join(dict.fromkeys([self.accept, *self.bodies.values()]))
+        return (("Accept", types), ("Accept-Encoding", ACCEPT_ENCODING), ("Accept-Language", ACCEPT_LANGUAGE))
 
     def inspect(self, request: Request, now: float) -> Refusal | None:
         method = request.method
@@ -137,7 +140,7 @@ class RequestInspector:
 
     def _understood(self, request: Request) -> bool:
         content_type = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
-        if content_type != self.accept:
+        if content_type not in (self.accept, self.bodies.get(request.method)):
             return False
         encodings = option_tags(request.headers.get_all("Content-Encoding"))
         return all(e.lower() == ACCEPT_ENCODING for e in encodings)

@@ -22,6 +22,12 @@ Options
   --dtmf DIGITS     send DIGITS as RFC 4733 telephone-events --dtmf-delay s
                     after CONFIRMED.  Digits received (either method) are listed
                     per call in the JSON as "dtmf_rx".
+  --transfer-to URI --transfer-after S
+                    S seconds after CONFIRMED, transfer the call to URI (REFER,
+                    call.xfer()); the NOTIFY progress is listed per call as
+                    "xfer_status", and a final 2xx hangs the call up (as pjsua does).
+  A REFER received is accepted: the new call (role "uac-xfer") carries the tone too;
+  the Refer-To is listed as "xfer_request" on the transferred call.
 Output
   stderr: "READY" once listening (answer mode), then pjsua's log (--log-level).
   stdout: exactly ONE JSON line at exit: per call its states with timestamps
@@ -168,6 +174,9 @@ class PeerCall(pj.Call):
         self.dtmf_at = None
         self.dtmf_rx = []
         self.dtmf_sent = ""
+        self.xfer_at = None
+        self.xfer_status = []
+        self.xfer_request = None
 
     def mark(self, name, code=None, reason=None):
         t = now()
@@ -191,6 +200,8 @@ class PeerCall(pj.Call):
                 self.hangup_at = self.confirmed_at + self.peer.args.hangup_after
             if self.peer.args.dtmf:
                 self.dtmf_at = self.confirmed_at + self.peer.args.dtmf_delay
+            if self.peer.args.transfer_to and self.role in ("uac", "uas"):
+                self.xfer_at = self.confirmed_at + self.peer.args.transfer_after
         elif ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.disconnected_at = now()
             if self.hangup_by is None:
@@ -214,8 +225,10 @@ class PeerCall(pj.Call):
                 self.codec = f"{si.codecName}/{si.codecClockRate}"
             except pj.Error as e:
                 log("getStreamInfo failed:", e.info())
-            if self.connected or self.peer.args.no_audio_port:
+            if self.peer.args.no_audio_port:
                 continue
+            # (re)connect on every media update: a re-INVITE (hold, resume) gives the call a
+            # new stream, which the conference bridge must be told about again
             aud = self.getAudioMedia(mi.index)
             if self.port is None:
                 self.port = TonePort(self.peer.args.tone, self.peer.args.clock_rate)
@@ -225,6 +238,32 @@ class PeerCall(pj.Call):
             if self.confirmed_at is not None:
                 self.port.collect = True
             self.connected = True
+
+    def onCallTransferRequest(self, prm):
+        # the peer transfers us: pjsua places the new call; a Call object of ours gets its
+        # callbacks, so that the new call carries the tone and its audio is analysed
+        log("transfer request to", prm.dstUri)
+        self.xfer_request = prm.dstUri
+        child = PeerCall(self.peer, self.peer.acc, role="uac-xfer")
+        self.peer.calls.append(child)
+        prm.newCall = child
+
+    def onCallTransferStatus(self, prm):
+        log("transfer status", prm.statusCode, prm.reason, "final" if prm.finalNotify else "")
+        self.xfer_status.append({"code": prm.statusCode, "reason": prm.reason, "final": bool(prm.finalNotify)})
+        if prm.finalNotify and prm.statusCode // 100 == 2:
+            prm.cont = False
+            self.hangup_now()
+
+    def transfer_now(self):
+        self.xfer_at = None
+        if self.disconnected_at is not None:
+            return
+        self.mark("XFER-REQUESTED")
+        try:
+            self.xfer(self.peer.args.transfer_to, pj.CallOpParam(True))
+        except pj.Error as e:
+            log("xfer failed:", e.info())
 
     def onDtmfDigit(self, prm):
         log("dtmf received", prm.digit, "method", prm.method)
@@ -265,7 +304,8 @@ class PeerCall(pj.Call):
              "confirmed": self.confirmed_at is not None, "setup_ms": setup_ms,
              "codec": self.codec, "media": self.media, "hangup_by": self.hangup_by,
              "last_code": self.last_code, "last_reason": self.last_reason,
-             "dtmf_rx": "".join(self.dtmf_rx), "dtmf_sent": self.dtmf_sent}
+             "dtmf_rx": "".join(self.dtmf_rx), "dtmf_sent": self.dtmf_sent,
+             "xfer_status": self.xfer_status, "xfer_request": self.xfer_request}
         if self.confirmed_at and self.disconnected_at:
             d["confirmed_s"] = round(self.disconnected_at - self.confirmed_at, 3)
         if self.port is not None:
@@ -412,6 +452,8 @@ class Peer:
                 self.answer_200(c)
             if c.dtmf_at is not None and t >= c.dtmf_at:
                 c.send_dtmf_now()
+            if c.xfer_at is not None and t >= c.xfer_at:
+                c.transfer_now()
             if c.hangup_at is not None and t >= c.hangup_at:
                 c.hangup_now()
 
@@ -558,6 +600,8 @@ def main():
     p.add_argument("--record", metavar="WAV", help="write the first call's received audio to WAV")
     p.add_argument("--dtmf", metavar="DIGITS", help="send DIGITS (RFC 4733) after CONFIRMED")
     p.add_argument("--dtmf-delay", type=float, default=0.5, help="seconds after CONFIRMED")
+    p.add_argument("--transfer-to", metavar="URI", help="transfer the call to URI (REFER) after CONFIRMED")
+    p.add_argument("--transfer-after", type=float, default=1.0, help="seconds after CONFIRMED")
     p.add_argument("--expect-hz", type=float, default=0.0)
     p.add_argument("--clock-rate", type=int, default=16000)
     p.add_argument("--log-level", type=int, default=0, help="pjsua log level on stderr (0-6)")

@@ -33,7 +33,7 @@ def test_sipp_holds_and_resumes_the_softphone(softphone, sipp):
 
 
 async def _hold_and_resume(uri: str) -> tuple[list[str], list[str], CallSummary]:
-    config = default_config().with_values("sip", sip_port=0, sip_tcp_port=0)
+    config = default_config().with_values("sip", sip_port=0, sip_tcp_port=-1)
     config = config.with_values("rtp", audio_rtp_port=(0, 0), video_rtp_port=(0, 0))
     phone = Phone(config, bind="127.0.0.1")
     await phone.start()

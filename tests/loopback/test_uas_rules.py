@@ -34,13 +34,13 @@ from tests.loopback.test_robustness import (
     unique,
 )
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY"
 CAPABILITIES = {
-    "Accept": "application/sdp",
+    "Accept": "application/sdp, message/sipfrag",
     "Accept-Encoding": "identity",
     "Accept-Language": "en",
 }
-NOT_SUPPORTED = ("REGISTER", "INFO", "UPDATE", "PRACK", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH")
+NOT_SUPPORTED = ("REGISTER", "INFO", "UPDATE", "PRACK", "SUBSCRIBE", "MESSAGE", "PUBLISH")
 TAG = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 RECEIVED_OR_RPORT = re.compile(r"\s*;\s*(?:received|rport)(?:\s*=\s*[^;,\s]*)?", re.IGNORECASE)
 
@@ -337,7 +337,8 @@ def _require(value: str, *more: str) -> tuple[tuple[str, str], ...]:
     return tuple(("Require", v) for v in (value, *more))
 
 
-UNSUPPORTED_BODY = {"Accept": "application/sdp", "Accept-Encoding": "identity", "Accept-Language": "en"}
+UNSUPPORTED_BODY = {"Accept": "application/sdp, message/sipfrag", "Accept-Encoding": "identity",
+                    "Accept-Language": "en"}
 
 RULES: list[Rule] = [
     # §8.2.1: a method we do not know; one we know and do not support

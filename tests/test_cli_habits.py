@@ -1,0 +1,114 @@
+"""Command-line habits: global options anywhere, one error line plus usage, -q, --log-file,
+an account given on the command line, cameras in ``devices``, plain ``softphone``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from softphone.devices import list_cameras
+from tests.conftest import SOFTPHONE_CMD
+
+QUIET_RC = "[sound]\ncapture_dev_id=silence:\nplayback_dev_id=null:\n[video]\nenabled=0\n"
+
+
+def _run(*args: str, timeout: float = 30, env: dict[str, str] | None = None, cwd: Path | None = None) -> Any:
+    return subprocess.run([*SOFTPHONE_CMD, *args], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, env=env, cwd=cwd)
+
+
+@pytest.mark.timeout(60)
+def test_global_options_after_the_subcommand(tmp_path: Path) -> None:
+    rc = tmp_path / "rc"
+    rc.write_text(QUIET_RC)
+    # nobody listens there: the call times out; what matters is that the options were taken
+    done = _run("call", "sip:nobody@127.0.0.1:9", "--json", "-vv", "-c", str(rc), "--bind", "127.0.0.1",
+                "--sip-port", "0", "--timeout", "0.5", "--t1-ms", "50")
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    assert events[0]["event"] == "listening" and events[0]["host"] == "127.0.0.1", done.stdout
+    assert events[-1]["event"] == "summary" and events[-1]["result"] == "cancelled", done.stdout
+    assert "softphone.wire DEBUG >>> 127.0.0.1:9/udp" in done.stderr, done.stderr  # -vv after the subcommand
+
+
+@pytest.mark.timeout(30)
+def test_a_mistake_in_the_arguments_prints_one_error_and_the_usage_line() -> None:
+    done = _run("call")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "softphone: the following arguments are required: uri",
+        "usage: softphone call [options] uri; see 'softphone call --help'",
+    ], done.stderr
+
+
+@pytest.mark.timeout(30)
+def test_plain_softphone_without_a_terminal_asks_for_a_command() -> None:
+    done = _run()
+    assert done.returncode == 2 and done.stderr.startswith("softphone: a command is needed"), done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.timeout(60)
+def test_quiet_and_log_file(tmp_path: Path) -> None:
+    rc = tmp_path / "rc"
+    rc.write_text(QUIET_RC)
+    log = tmp_path / "phone.log"
+    args = ("-c", str(rc), "--bind", "127.0.0.1", "--sip-port", "0", "--t1-ms", "50", "call",
+            "sip:nobody@127.0.0.1:9", "--timeout", "0.5")
+    loud = _run(*args, "-vv", "--log-file", str(log))
+    assert "listening on udp 127.0.0.1" in loud.stdout and loud.stderr == "", loud.stderr
+    assert "softphone.wire DEBUG >>> 127.0.0.1:9/udp" in log.read_text()
+    quiet = _run(*args, "-q")
+    assert quiet.stdout == "" and quiet.stderr == "" and quiet.returncode == 0, (quiet.stdout, quiet.stderr)
+    unwritable = _run(*args, "--log-file", str(tmp_path / "no" / "such" / "dir.log"))
+    assert unwritable.returncode == 2 and unwritable.stderr.startswith("softphone: cannot write the log file")
+
+
+def test_cameras_are_listed_from_video4linux(tmp_path: Path) -> None:
+    for index, name in ((0, "Integrated Camera"), (2, "USB Webcam"), (10, "Loopback")):
+        (tmp_path / f"video{index}").mkdir()
+        (tmp_path / f"video{index}" / "name").write_text(name + "\n")
+    (tmp_path / "v4l-subdev0").mkdir()
+    cameras = list_cameras(str(tmp_path))
+    assert [(c["spec"], c["name"], c["path"]) for c in cameras] == [
+        ("opencv: 0", "Integrated Camera", "/dev/video0"),
+        ("opencv: 2", "USB Webcam", "/dev/video2"),
+        ("opencv: 10", "Loopback", "/dev/video10"),
+    ]
+    assert list_cameras(str(tmp_path / "missing")) == []
+
+
+@pytest.mark.timeout(30)
+def test_devices_lists_cameras_too() -> None:
+    done = _run("devices", "--json")
+    (event,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert event["event"] == "devices" and "video" in event and "audio" in event, done.stdout
+    text = _run("devices").stdout
+    assert "camera" in text, text
+
+
+@pytest.mark.timeout(60)
+def test_a_missing_camera_is_one_warning_line_not_opencv_noise(tmp_path: Path) -> None:
+    if Path("/dev/video7").exists():
+        pytest.skip("this machine has a /dev/video7")
+    rc = tmp_path / "rc"
+    rc.write_text("[sound]\ncapture_dev_id=silence:\nplayback_dev_id=null:\n")
+    answerer = subprocess.Popen([*SOFTPHONE_CMD, "-c", str(rc), "--bind", "127.0.0.1", "--sip-port", "0", "--json",
+                                 "answer", "--auto", "--once", "--video-sink", "null:"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        assert answerer.stdout is not None
+        port = json.loads(answerer.stdout.readline())["port"]
+        done = _run("-c", str(rc), "--bind", "127.0.0.1", "--sip-port", "0", "call", f"sip:a@127.0.0.1:{port}",
+                    "--duration", "0.5", "--video-source", "opencv: 7", "--video-sink", "null:")
+    finally:
+        answerer.terminate()
+        answerer.wait(10)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "cannot open camera 7: there is no /dev/video7" in lines[0], done.stderr
+    assert sys.platform.startswith("linux")
