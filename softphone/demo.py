@@ -18,11 +18,17 @@ ORDER = ("invite_sent", "trying", "ringing", "answered", "ack", "first_audio_rx"
 
 
 class EventOutput(Protocol):
+    live: bool  # a terminal: a status line may be shown
+
     def event(self, event: PhoneEvent) -> None: ...
+
+    def status(self, text: str) -> None: ...
+
+    def clear_status(self) -> None: ...
 
 
 async def run_demo(
-    config: Config, out: EventOutput, *, as_json: bool = False, duration: float = 1.0,
+    config: Config, out: EventOutput, *, as_json: bool = False, duration: float = 3.0,
     stop: asyncio.Event | None = None,
 ) -> int:
     """Run an auto-answering peer and a caller in this process on 127.0.0.1. ``stop``
@@ -49,6 +55,8 @@ async def run_demo(
         window = "opencv:" if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") else "null:"
         session = await caller.call(target, media=MediaChoice(audio_source="tone: 440", audio_sink="null:",
                                                               video_source="pattern:", video_sink=window))
+        if out.live:  # on a terminal: the call's figures, refreshed each second
+            session.on_quality(lambda sample: out.status(sample.status_line()))
         try:
             if await _unless(stop, session.wait_state("confirmed", timeout=10)):
                 await _unless(stop, asyncio.sleep(duration))
@@ -59,6 +67,7 @@ async def run_demo(
     finally:
         await caller.close()
         await callee.close()
+        out.clear_status()
     if as_json:
         out.event(Summary(summary.as_summary()))
     else:
@@ -82,11 +91,8 @@ async def _unless(stop: asyncio.Event, awaitable: Awaitable[object]) -> bool:
 
 
 def _print_timeline(summary: CallSummary, target: str) -> None:
-    result = summary.result.value if summary.result is not None else "unknown"
-    print(f"demo call to {target}: {result} (SIP {summary.sip_code})")
-    for name in ORDER:
-        if name in summary.timeline:
-            print(f"  {summary.timeline[name] * 1000:9.1f} ms  {name}")
+    print(f"demo call to {target}")
+    print(summary.human())
     for stream, kind in ((summary.audio, "audio"), (summary.video, "video")):
         if stream and not stream["declined"]:
             counters = ""
@@ -96,3 +102,7 @@ def _print_timeline(summary: CallSummary, target: str) -> None:
                 f"  {kind}: {stream['codec']} pt {stream['payload_type']} local port {stream['local_port']}"
                 f" -> {stream['remote']} ({stream['media']}{counters})"
             )
+    print("  timeline:")
+    for name in ORDER:
+        if name in summary.timeline:
+            print(f"  {summary.timeline[name] * 1000:9.1f} ms  {name}")

@@ -104,7 +104,7 @@ class Shell:
             hint = "" if auto else f": 'answer {number}' or 'decline {number}'"
             self.write(f"call {number}: incoming call from {event.caller}{hint}")
         elif isinstance(event, StateEvent):
-            if event.state not in (Progress.ENDED, Progress.TRYING):
+            if event.state not in (Progress.ENDED, Progress.TRYING, Progress.CALLING):  # `call` said it
                 code = f" ({event.sip_code})" if event.sip_code else ""
                 self.write(f"call {number}: {event.state.value}{code}")
         elif isinstance(event, CallSummary):
@@ -378,6 +378,9 @@ class Shell:
         for kind, stream in (("audio", summary.audio), ("video", summary.video)):
             if stream:
                 self.write(f"  {kind}: {_stream_line(stream)}")
+        sample = session.quality()
+        if sample is not None:
+            self.write(f"  last second: {sample.status_line()}")
 
     def do_help(self, args: list[str]) -> None:
         if args:

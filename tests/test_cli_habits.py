@@ -4,6 +4,7 @@ an account given on the command line, cameras in ``devices``, plain ``softphone`
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,22 @@ def test_a_missing_camera_is_one_warning_line_not_opencv_noise(tmp_path: Path) -
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and "cannot open camera 7: there is no /dev/video7" in lines[0], done.stderr
     assert sys.platform.startswith("linux")
+
+
+@pytest.mark.timeout(60)
+def test_demo_on_a_terminal_shows_the_live_line_and_the_summary(tmp_path: Path) -> None:
+    import pexpect
+
+    child = pexpect.spawn(SOFTPHONE_CMD[0], [*SOFTPHONE_CMD[1:], "demo"], encoding="utf-8", timeout=30,
+                          env={**os.environ, "HOME": str(tmp_path), "DISPLAY": ""},
+                          dimensions=(40, 200))
+    try:
+        # tone and test-pattern video both ways, with their figures each second
+        child.expect(r"\d\d:\d\d \| audio PCMU tx [\d.]+ rx [\d.]+ kbit/s .* \| video VP8 tx [\d.]+ rx [\d.]+")
+        child.expect(r"call ended: completed 200")
+        child.expect(r"audio PCMU .* MOS \d\.\d\d")
+        child.expect(r"video VP8 .* fps")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0

@@ -139,6 +139,7 @@ def test_call_dtmf_hold_mute_and_hang_up_from_the_shell(shell, pjsua2_peer, tmp_
     time.sleep(1.0)
     sh.type("stats")
     sh.expect(r"audio: PCMU, sent \d+, received \d+")
+    sh.expect(r"last second: \d\d:\d\d \| audio PCMU tx \d+ rx \d+ kbit/s loss \d+\.\d% .* MOS \d\.\d\d")
     sh.type("terminate")
     sh.expect(r"call 1: ended, completed")
     assert sh.quit() == 0, sh.seen[-3000:]
