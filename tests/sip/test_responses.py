@@ -262,3 +262,13 @@ def test_to_tag_in_name_addr_helper_round_trip() -> None:
     # what build_response appends parses back as the tag of the same address
     addr = NameAddress.parse("Bob <sip:bob@h> ; Purpose = test;tag=b1")
     assert (addr.tag, addr.param("purpose")) == ("b1", "test")
+
+
+@pytest.mark.parametrize("status, phrase", [
+    (202, "Accepted"), (406, "Not Acceptable"), (416, "Unsupported URI Scheme"), (482, "Loop Detected"),
+    (489, "Bad Event"), (299, "OK"), (599, "Server Error"),
+])
+def test_reason_phrases_are_the_rfcs(status: int, phrase: str) -> None:
+    from softphone.sip.endpoint import reason_phrase
+
+    assert reason_phrase(status) == phrase
