@@ -174,7 +174,10 @@ class Phone:
 
     @property
     def default_account(self) -> Account | None:
+        """The account outgoing calls go through: ``[sip] default_proxy``; -1 calls directly."""
         index = self.config.sip.default_proxy
+        if index < 0:
+            return None
         return next((a for a in self.accounts if a.index == index), self.accounts[0] if self.accounts else None)
 
     async def close(self, timeout: float = 1.0) -> None:

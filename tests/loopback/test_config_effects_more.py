@@ -177,7 +177,7 @@ class Invite:
 
 
 def _tag_of(name_addr: str) -> str | None:
-    for param in name_addr.rpartition(">")[2].split(";"):
+    for param in name_addr.partition(">")[2].split(";"):
         key, _, value = param.strip().partition("=")
         if key.lower() == "tag":
             return value
@@ -395,7 +395,7 @@ def test_reg_instance_id_is_the_sip_instance_of_the_register_contact(softphone, 
     finally:
         registrar.close()
     contact = register.headers.get("Contact") or ""
-    params = [p.strip() for p in contact.rpartition(">")[2].split(";")]
+    params = [p.strip() for p in contact.partition(">")[2].split(";")]
     assert f'+sip.instance="<{urn}>"' in params and "reg-id=1" in params, contact  # RFC 5626 §4.2
     assert "outbound" in (register.headers.get("Supported") or "")
     assert "+sip.instance" not in (plain.headers.get("Contact") or "")
