@@ -32,7 +32,8 @@ class OverlaySink(Protocol):
     def set_overlay(self, lines: tuple[str, ...]) -> None: ...
 
 
-def audio_counters(stream: AudioStream) -> StreamCounters:
+def _counters(stream: AudioStream | VideoStream, **extra: Any) -> StreamCounters:
+    """What the stream's RTP session counted, plus what only its kind knows."""
     session = stream.session
     receiver = session.receiver
     return StreamCounters(
@@ -41,29 +42,20 @@ def audio_counters(stream: AudioStream) -> StreamCounters:
         rx_packets=receiver.received if receiver else 0,
         rx_octets=receiver.octets if receiver else 0,
         expected=receiver.expected if receiver else 0,
-        concealed=stream.jitter.concealed,
         jitter_ms=receiver.jitter_ms if receiver else 0.0,
         rtt_ms=session.rtt_ms,
-        buffer_ms=stream.jitter.target_delay_ms,
+        **extra,
     )
+
+
+def audio_counters(stream: AudioStream) -> StreamCounters:
+    return _counters(stream, concealed=stream.jitter.concealed, buffer_ms=stream.jitter.target_delay_ms)
 
 
 def video_counters(stream: VideoStream) -> StreamCounters:
-    session = stream.session
-    receiver = session.receiver
     size = stream.last_size
-    return StreamCounters(
-        tx_packets=session.sender_stats.packets,
-        tx_octets=session.sender_stats.octets,
-        rx_packets=receiver.received if receiver else 0,
-        rx_octets=receiver.octets if receiver else 0,
-        expected=receiver.expected if receiver else 0,
-        jitter_ms=receiver.jitter_ms if receiver else 0.0,
-        rtt_ms=session.rtt_ms,
-        frames=stream.frames_decoded,
-        width=size[0] if size else None,
-        height=size[1] if size else None,
-    )
+    return _counters(stream, frames=stream.frames_decoded, width=size[0] if size else None,
+                     height=size[1] if size else None)
 
 
 class _Tracked:
