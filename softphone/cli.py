@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import shutil
@@ -379,7 +380,7 @@ def _exit_code(summary: CallSummary) -> int:
 
 
 async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> int:
-    from softphone.phone import IncomingPolicy, Phone
+    from softphone.phone import Phone, incoming_policy
 
     if args.reject is not None and not 300 <= args.reject <= 699:
         raise UsageError("--reject needs a final failure status 300..699")
@@ -412,15 +413,11 @@ async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> i
                 stop.set()
 
     phone = Phone(config, bind=args.bind, on_event=on_event)
-    delay = args.delay if args.delay is not None else config.sip.auto_answer_delay_ms / 1000
-    phone.policy = IncomingPolicy(
-        auto_answer=args.auto or config.sip.auto_answer,
-        delay=delay,
-        allow=tuple(args.allow),
-        max_calls=args.max_calls if args.max_calls is not None else config.misc.max_calls,
-        reject=args.reject,
-        ring_timeout=float(config.sip.inc_timeout),
-    )
+    given = {"delay": args.delay, "max_calls": args.max_calls}
+    phone.policy = incoming_policy(config, allow=tuple(args.allow), reject=args.reject,
+                                   **{key: value for key, value in given.items() if value is not None})
+    if args.auto:
+        phone.policy = dataclasses.replace(phone.policy, auto_answer=True)
     phone.media_choice = media
     if not phone.policy.auto_answer and args.reject is None and _on_terminal(args):
         from softphone.shell import AnswerQuestion

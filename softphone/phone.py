@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 
 EventSink = Callable[[PhoneEvent], None]
 
-__all__ = ["IncomingPolicy", "Phone"]
+__all__ = ["IncomingPolicy", "Phone", "incoming_policy"]
 
 
 class Phone:
@@ -304,8 +304,15 @@ class Phone:
             # [net] download_bw: announced as b=AS, the most the peer should send us (RFC 4566 §5.8)
             download = self.config.net.download_bw or None
             video_codecs = codec_specs("video", self.config, choice.video_codec)
-            streams.append(StreamConfig("video", ports[1].port, video_codecs, bandwidth_kbps=download,
-                                        rtcp_mux=rtp.rtcp_mux))
+            # [video] capture / display (unless the call names its own devices): what we offer to
+            # send and to receive, so that the peer does not wait for pictures that never come
+            video = self.config.video
+            send = choice.video_source is not None or video.capture
+            receive = choice.video_sink is not None or video.display
+            direction = {(True, True): "sendrecv", (True, False): "sendonly", (False, True): "recvonly",
+                         (False, False): "inactive"}[(bool(send), bool(receive))]
+            streams.append(StreamConfig("video", ports[1].port, video_codecs, direction=direction,
+                                        bandwidth_kbps=download, rtcp_mux=rtp.rtcp_mux))
         return ports, SessionConfig(host, tuple(streams), username=self.identity.uri.as_sip().user or "-")
 
     # ------------------------------------------------------------ carrying out the agent's commands
@@ -524,3 +531,15 @@ def _callee_identity(request: Request, identity: NameAddress) -> NameAddress:
 def _party(address: NameAddress) -> str:
     """Who a call is from or to, for people: the display name and URI, without tags."""
     return f'"{address.display_name}" <{address.uri}>' if address.display_name else str(address.uri)
+
+
+def incoming_policy(config: Config, **overrides: Any) -> IncomingPolicy:
+    """The incoming-call policy the config asks for ([sip] auto_answer, auto_answer_delay,
+    inc_timeout; [misc] max_calls), with the caller's overrides (command-line options)."""
+    policy = IncomingPolicy(
+        auto_answer=config.sip.auto_answer,
+        delay=config.sip.auto_answer_delay_ms / 1000,
+        max_calls=config.misc.max_calls,
+        ring_timeout=float(config.sip.inc_timeout),
+    )
+    return dataclasses.replace(policy, **overrides)

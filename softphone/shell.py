@@ -37,7 +37,7 @@ from softphone.events import (
     StateEvent,
     TransferEvent,
 )
-from softphone.phone import IncomingPolicy, Phone
+from softphone.phone import IncomingPolicy, Phone, incoming_policy
 from softphone.session import CallSession
 
 log = logging.getLogger(__name__)
@@ -569,12 +569,7 @@ async def run_shell(config: Config, bind: str | None, write: Writer = print) -> 
 
     phone = Phone(config, bind=bind, on_event=on_event)
     shell = Shell(phone, write)
-    phone.policy = IncomingPolicy(
-        auto_answer=config.sip.auto_answer,
-        delay=config.sip.auto_answer_delay_ms / 1000,
-        max_calls=config.misc.max_calls,
-        ring_timeout=float(config.sip.inc_timeout),
-    )
+    phone.policy = incoming_policy(config)
     await phone.start()
     if any(a.register for a in phone.accounts):
         phone.register()

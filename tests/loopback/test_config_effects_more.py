@@ -522,6 +522,8 @@ def test_upload_bw_caps_the_video_bitrate(softphone, tmp_path: Path, upload_bw: 
 def test_video_capture_says_whether_video_is_sent(softphone, tmp_path: Path, capture: int) -> None:
     rc = rc_file(tmp_path, f"[video]\ncapture={capture}\n")
     with answered_call(softphone, rc, video=True) as call:
+        # the answer tells the peer not to wait for our pictures
+        assert call.answer.media_direction(1) == ("sendrecv" if capture else "recvonly")
         port, rtcp_port = call.media.video_port, call.media.video_port + 1
         if capture:
             got = collect([call.media.video], lambda g: len(g[port]) >= 10)
