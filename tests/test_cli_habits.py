@@ -120,7 +120,9 @@ def test_demo_on_a_terminal_shows_the_live_line_and_the_summary(tmp_path: Path) 
     import pexpect
 
     child = pexpect.spawn(SOFTPHONE_CMD[0], [*SOFTPHONE_CMD[1:], "demo"], encoding="utf-8", timeout=30,
-                          env={**os.environ, "HOME": str(tmp_path), "DISPLAY": ""},
+                          # a 200-column terminal: the status line is cut at the terminal's width, and
+                          # an inherited COLUMNS (pytest-xdist workers have one) would narrow it
+                          env={**os.environ, "HOME": str(tmp_path), "DISPLAY": "", "COLUMNS": "200"},
                           dimensions=(40, 200))
     try:
         # tone and test-pattern video both ways, with their figures each second
