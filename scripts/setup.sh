@@ -12,6 +12,8 @@ export DEBIAN_FRONTEND=noninteractive
 DEB_PACKAGES=(
 	sip-tester          # SIPp: interop tests and benchmarks
 	kamailio            # SIP registrar and proxy for the registration tests
+	kamailio-tls-modules # Kamailio's tls.so: the SIP over TLS tests
+	openssl             # the TLS tests make their CA and certificates with it
 	iproute2            # network namespaces for the two-host tests
 	portaudio19-dev     # PyAudio builds against PortAudio
 	libgl1 libglib2.0-0 # OpenCV's GUI wheel needs them at import time
@@ -23,6 +25,7 @@ DEB_PACKAGES=(
 	nftables iptables libnetfilter-queue-dev         # loss and delay between test namespaces
 	iputils-ping        # proves the impaired link in the tests
 	xvfb imagemagick xdotool                         # the video window on a virtual display, screenshots
+	dnsmasq-base        # serves NAPTR, SRV and A records for the DNS tests
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

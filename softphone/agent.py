@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 import heapq
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -48,15 +48,18 @@ from softphone.sip.endpoint import (
     Peer,
     RequestReceived,
     ResponseReceived,
+    TransactionTimedOut,
     build_response,
     literal_peer,
     reason_phrase,
 )
+from softphone.sip.locate import Target
 from softphone.sip.message import Request
 from softphone.sip.refer import SIPFRAG
 from softphone.sip.registration import Registration
 from softphone.sip.uas import RequestInspector
 from softphone.sip.uri import SipUri
+from softphone.targets import Targets
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +157,7 @@ class CallRecord:
     transport: str
     started: float
     first_hop: Peer | None = None  # where our INVITE went (its CANCEL goes there too)
+    alternatives: tuple[Target, ...] = ()  # RFC 3263 §4.3: where the INVITE goes if first_hop fails
     timeline: dict[str, float] = field(default_factory=dict)
     timers: dict[CallTimer, float] = field(default_factory=dict)
     ended: CallEnded | None = None
@@ -187,6 +191,7 @@ class UserAgent:
             memory=LINGER_T1 * endpoint.timers.t1, bodies={"NOTIFY": SIPFRAG},
         )
         self.calls: dict[str, CallRecord] = {}
+        self.targets = Targets(endpoint, self.registrations)
         self._heap: list[tuple[float, int, str, CallTimer]] = []
         self._sequence = 0
 
@@ -234,10 +239,11 @@ class UserAgent:
 
     # ------------------------------------------------------------ user actions
 
-    def call(self, target: SipUri, setup: CallSetup, first_hop: Peer, now: float) -> tuple[str, list[AgentCommand]]:
-        """Place a call; the INVITE goes to ``first_hop``."""
+    def call(self, target: SipUri, setup: CallSetup, first_hop: Peer, now: float,
+             alternatives: Sequence[Target] = ()) -> tuple[str, list[AgentCommand]]:
+        """Place a call; the INVITE goes to ``first_hop``, then to each of ``alternatives`` that it fails over to."""
         call, commands = Call.outgoing(target, setup)
-        record = CallRecord(call, first_hop.transport, now, first_hop=first_hop)
+        record = CallRecord(call, first_hop.transport, now, first_hop=first_hop, alternatives=tuple(alternatives))
         self.calls[call.call_id] = record
         record.mark("invite_sent", now)
         return call.call_id, self._run(record, commands, now)
@@ -323,15 +329,13 @@ class UserAgent:
     def unregister_all(self, now: float) -> list[AgentCommand]:
         return list(self.registrations.unregister_all(now))
 
-    def send(self, call_id: str, request: Request, peer: Peer, now: float) -> None:
-        """Send a request whose next hop the edge has resolved (``Resolve``, ``ResolveRegister``)."""
-        if self.registrations.owns(call_id):
-            self.registrations.send(call_id, request, peer, now)
-            return
+    def send(self, call_id: str, request: Request, peer: Peer, now: float, alternatives: Sequence[Target] = ()) -> None:
+        """Send a request whose next hop the edge has resolved (``Resolve``, ``ResolveRegister``);
+        ``alternatives`` are the next targets to fail over to (RFC 3263 §4.3)."""
         record = self.calls.get(call_id)
         if record is not None and request.method == "INVITE" and record.first_hop is None:
-            record.first_hop = peer
-        self.endpoint.send_request(request, peer, now)
+            record.first_hop, record.alternatives = peer, tuple(alternatives)
+        self.targets.send(call_id, request, peer, now, alternatives)
 
     def unreachable(self, call_id: str, request: Request, now: float) -> list[AgentCommand]:
         """The edge could not find where to send a request of this call (or registration)."""
@@ -409,7 +413,8 @@ class UserAgent:
         if request.method in ("INVITE", "CANCEL") and request.to_addr.tag is None and record.first_hop is not None:
             # our INVITE (again with credentials) goes to the hop the call was placed
             # through; RFC 3261 §9.1: the CANCEL goes where the INVITE it cancels went
-            self.endpoint.send_request(request, record.first_hop, now)
+            alternatives = record.alternatives if request.method == "INVITE" else ()
+            self.targets.send(record.call.call_id, request, record.first_hop, now, alternatives)
             return []
         transport = (command.target.param("transport") or record.transport).lower()
         peer = literal_peer(command.target, transport)
@@ -447,6 +452,7 @@ class UserAgent:
         call = record.call
         if timer == CallTimer.LINGER:
             del self.calls[call.call_id]
+            self.targets.forget_call(call.call_id)
             return [CallForgotten(call.call_id)]
         if timer == CallTimer.ANSWER and call.state in (CallState.INCOMING, CallState.RINGING):
             return self._run(record, call.answer(), now)
@@ -485,6 +491,13 @@ class UserAgent:
             return self._run(record, record.call.on_answer_timeout(), now) if record is not None else []
         request = event.request
         record = self.calls.get(request.call_id)
+        if isinstance(event, (ResponseReceived, TransactionTimedOut)):
+            moved = self.targets.fail_over(event, record.call if record is not None else None, now)
+            if moved is not None and moved.initial and record is not None:
+                record.first_hop, record.transport = moved.target.peer, moved.target.transport
+                record.alternatives = record.alternatives[1:]
+            if moved is not None:
+                return []
         if isinstance(event, AckReceived):
             if record is None or (record.call.dialog is not None and not record.call.dialog.matches(request)):
                 return []  # an ACK for no dialog of ours is dropped (ACKs are never answered)

@@ -150,6 +150,8 @@ class CallSummary(PhoneEvent):
     audio: Mapping[str, Any] | None = None
     video: Mapping[str, Any] | None = None
     reason: str | None = None
+    advertised: str | None = None  # the Contact address ("host:port") the call gave its peer
+    target: str | None = None  # where our INVITE went, "transport:host:port" (RFC 3263 may fail over)
 
     def human(self) -> str:
         """``call ended: completed 200, 00:10 in call``, then a line per stream that ran."""
@@ -160,6 +162,8 @@ class CallSummary(PhoneEvent):
         if answered is not None and bye is not None and bye >= answered:
             seconds = int(bye - answered)
             lines[0] += f", {seconds // 60:02d}:{seconds % 60:02d} in call"
+        if self.advertised and answered is not None:
+            lines[0] += f", reached at {self.advertised}"
         for kind, stream in (("audio", self.audio), ("video", self.video)):
             if stream is not None and stream.get("media") == "rtp":
                 lines.append(f"  {kind:<6}{_stream_figures(stream)}")
@@ -202,12 +206,14 @@ class RegistrationEvent(PhoneEvent):
     sip_code: int | None = None
     reason: str | None = None
     expires: int | None = None
+    public_address: str | None = None  # "host:port" the registrar saw us at, behind a NAT
 
     def human(self) -> str:
         code = f" ({self.sip_code})" if self.sip_code else ""
         expires = f", expires in {self.expires} s" if self.expires else ""
+        public = f", public address {self.public_address}" if self.public_address else ""
         reason = f": {self.reason}" if self.reason else ""
-        return f"{self.account}: {self.state}{code}{expires}{reason}"
+        return f"{self.account}: {self.state}{code}{expires}{public}{reason}"
 
 
 @dataclass(frozen=True)

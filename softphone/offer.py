@@ -81,6 +81,7 @@ def video_options_for(config: Config, choice: MediaChoice) -> tuple[VideoOptions
         cname=random_cname(),
         self_view=video.self_view,
         reorder_wait=config.rtp.video_jitt_comp / 1000,
+        symmetric=config.rtp.symmetric,
     )
     # [net] upload_bw in kbit/s, 0 = no limit: then a bitrate that suits the picture size
     default = int(width * height * video.framerate * 0.1)

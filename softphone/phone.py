@@ -32,6 +32,7 @@ from softphone.agent import (
 from softphone.call import ALLOW, CallEnded, CallSetup, MediaUpdate, StateChanged, TransferUpdate
 from softphone.call.states import CallResult, Direction, EndCause, Progress
 from softphone.config import Config
+from softphone.config.values import FirewallPolicy, split_dns_server
 from softphone.errors import ConfigError, ParseError, SoftphoneError, TransportError, UsageError
 from softphone.events import (
     CallSummary,
@@ -45,8 +46,12 @@ from softphone.events import (
     TransferEvent,
 )
 from softphone.media.ringing import RING, RINGBACK, play_cadence, plays_sound, ring_sound
+from softphone.net.dns import Locator
 from softphone.net.rtp import RtpPortPair, open_port_pair
 from softphone.net.sip import SipNetwork, is_unspecified, local_host_name
+from softphone.net.tls import TlsSettings
+from softphone.net.tls import client_context as tls_client_context
+from softphone.net.tls import server_context as tls_server_context
 from softphone.offer import audio_options_for, codec_specs, video_options_for
 from softphone.registrations import RegistrationUpdate, ResolveRegister
 from softphone.sdp.negotiate import SessionConfig, StreamConfig
@@ -122,12 +127,21 @@ class Phone:
     async def start(self) -> None:
         sip = self.config.sip
         self._network = SipNetwork(self.agent, self._execute)
+        settings = TlsSettings(sip.root_ca, sip.tls_cert, sip.tls_key, sip.verify_server_certs,
+                               sip.verify_server_cn, self.config.path)
+        self._network.tls_client = tls_client_context(settings)
+        if self.config.net.dns_server:
+            self._network.locator = Locator(split_dns_server(self.config.net.dns_server))
         # as in linphone: sip_tcp_port 0 = no TCP, -1 = any free port; sip_port -1 (or 0) = any free port
         udp_port = max(0, sip.sip_port)
         tcp = sip.sip_tcp_port != 0
         same = sip.sip_tcp_port == sip.sip_port or (sip.sip_tcp_port == -1 and udp_port == 0)
         tcp_port = None if same else max(0, sip.sip_tcp_port)
+        if sip.sip_tls_port != 0:
+            tls_server = tls_server_context(settings)
         await self._network.listen(self.bind, udp_port, tcp=tcp, tcp_port=tcp_port)
+        if sip.sip_tls_port != 0:
+            await self._network.listen_tls(max(0, sip.sip_tls_port), tls_server)
         for transport, port in self._network.ports.items():
             self.on_event(Listening(transport, self.bind, port))
         if self.preload_media:
@@ -142,7 +156,9 @@ class Phone:
         for account in self.accounts:
             if not account.register:
                 continue
-            local = network.local_address(account.transport, account.proxy.host)
+            local = self._behind_nat(network.local_address(account.transport, account.proxy.host))
+            if account.transport == "tls" and account.proxy.scheme == "sips":
+                local = dataclasses.replace(local, secure=True)
             route = account.route if account.route[0].uri.as_sip().host_port != account.proxy.host_port else ()
             registration = Registration(
                 aor=account.aor, registrar=account.proxy.without_params("lr"), local=local,
@@ -228,14 +244,20 @@ class Phone:
         if transport is not None:
             target = target.with_params(transport=transport.lower())
         hop = via.route[0].uri.as_sip() if via is not None else target
-        peer = await self.network.resolve(hop, transport or (via.transport if via is not None else None))
-        local = self._local_address(peer.transport, peer.host)
+        # RFC 3263: the first hop's targets in order; the INVITE fails over along them
+        targets = await self.network.locate(hop, transport or (via.transport if via is not None else None))
+        peer = targets[0].peer
+        if peer.transport == "tls":
+            await self.network.connect(peer)  # a refused certificate is an error of this call
+        local = self._local_address(peer.transport, peer.host, via)
+        if peer.transport == "tls" and "sips" in (target.scheme, hop.scheme):
+            local = dataclasses.replace(local, secure=True)
         choice = media or self.media_choice
-        ports, session_config = self._media_for(local.host, choice)
+        ports, session_config = self._media_for(local.sdp_host, choice)
         identity = via.aor if via is not None else _identity_at(self.identity, local.host, local.port)
         setup = CallSetup(local, identity, session_config, self.user_agent,
                           via.route if via is not None else (), via.credentials if via is not None else ())
-        call_id, commands = self.agent.call(target, setup, peer, self.now())
+        call_id, commands = self.agent.call(target, setup, peer, self.now(), targets[1:])
         session = self._new_session(call_id, ports, choice)
         self._execute(commands)
         return session
@@ -272,14 +294,30 @@ class Phone:
         self.sessions[call_id] = session
         return session
 
-    def _local_address(self, transport: str, toward: str) -> LocalAddress:
-        """Our Via and Contact for a call: the address the call uses; with [sip]
-        guess_hostname=0 the Contact is the host and port of [sip] contact as written."""
-        local = self.network.local_address(transport, toward)
-        if self.config.sip.guess_hostname:
+    def _local_address(self, transport: str, toward: str, account: Account | None = None) -> LocalAddress:
+        """Our Via and Contact for a call: the address the call uses; behind a NAT the public
+        address ([net] nat_address with firewall_policy=nat_address, else the one the account's
+        registrar saw us at) for Contact and SDP; with [sip] guess_hostname=0 the Contact is
+        the host and port of [sip] contact as written."""
+        local = self._behind_nat(self.network.local_address(transport, toward))
+        if local.contact_host is None and account is not None and transport == "udp":
+            public = self.agent.registrations.local_for(account.aor.uri)
+            if public is not None:
+                local = dataclasses.replace(local, contact_host=public.contact_host,
+                                            contact_port=public.contact_port, media_host=public.media_host)
+        if self.config.sip.guess_hostname or local.contact_host is not None:
             return local
         configured = self.identity.uri.as_sip()
         return dataclasses.replace(local, contact_host=configured.host, contact_port=configured.port)
+
+    def _behind_nat(self, local: LocalAddress) -> LocalAddress:
+        """[net] firewall_policy=nat_address: Contact and SDP carry [net] nat_address (our
+        port); sockets stay bound where they are."""
+        net = self.config.net
+        if net.firewall_policy != FirewallPolicy.NAT_ADDRESS or not net.nat_address:
+            return local
+        return dataclasses.replace(local, contact_host=net.nat_address, contact_port=local.port,
+                                   media_host=net.nat_address)
 
     def _media_for(self, host: str, choice: MediaChoice) -> tuple[list[RtpPortPair], SessionConfig]:
         bind = self.bind if not is_unspecified(self.bind) else ("::" if ":" in host else "0.0.0.0")
@@ -377,23 +415,25 @@ class Phone:
 
     async def _resolve_and_send(self, command: Resolve | ResolveRegister) -> None:
         try:
-            peer = await self.network.resolve(command.target, command.transport)
+            targets = await self.network.locate(command.target, command.transport)
         except TransportError as exc:
             log.warning("call %s: %s", command.call_id, exc)
             self._execute(self.agent.unreachable(command.call_id, command.request, self.now()))
             return
-        self.agent.send(command.call_id, command.request, peer, self.now())
+        self.agent.send(command.call_id, command.request, targets[0].peer, self.now(), targets[1:])
         self.network.kick()
 
     def _on_incoming(self, request: Request, source: Peer) -> None:
-        local = self._local_address(source.transport, source.host)
+        account = self._account_for(request)
+        local = self._local_address(source.transport, source.host, account)
+        if source.transport == "tls" and request.uri.scheme == "sips":
+            local = dataclasses.replace(local, secure=True)
         try:
-            ports, session_config = self._media_for(local.host, self.media_choice)
+            ports, session_config = self._media_for(local.sdp_host, self.media_choice)
         except TransportError as exc:
             log.warning("incoming call refused: %s", exc)
             self._execute(self.agent.refuse(request, 503, self.now()))
             return
-        account = self._account_for(request)
         # requests we send in this dialog (BYE, re-INVITE) may be challenged by the account's proxy
         credentials = account.credentials if account is not None else ()
         setup = CallSetup(
@@ -412,7 +452,8 @@ class Phone:
 
     def _on_registration(self, update: RegistrationUpdate) -> None:
         change = update.change
-        self.on_event(RegistrationEvent(update.aor, change.state, change.sip_code, change.reason, change.expires))
+        self.on_event(RegistrationEvent(update.aor, change.state, change.sip_code, change.reason, change.expires,
+                                        change.public_address))
         if self._unregistered is not None and not self.agent.registrations.unregistering():
             self._unregistered.set()
 

@@ -12,10 +12,11 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
+from softphone.sip.dialog import LocalAddress
 from softphone.sip.endpoint import Endpoint, Outgoing, Peer, literal_peer
 from softphone.sip.message import Request, Response
 from softphone.sip.registration import Registration, RegistrationChanged, RegistrationCommand, SendRegister
-from softphone.sip.uri import SipUri
+from softphone.sip.uri import SipUri, Uri
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,15 @@ class RegistrationSet:
 
     def owns(self, call_id: str) -> bool:
         return call_id in self._records
+
+    def local_for(self, aor: Uri) -> LocalAddress | None:
+        """Our address for the calls of the account ``aor`` while its registration holds a
+        public address learnt from the registrar (behind a NAT): None otherwise."""
+        for record in self._records.values():
+            registration = record.registration
+            if registration.registered and registration.public is not None and registration.aor.uri == aor:
+                return registration.local_for_calls
+        return None
 
     def unregistering(self) -> bool:
         return any(r.registration.state == "unregistering" for r in self._records.values())

@@ -20,6 +20,7 @@ from softphone.media.video import VideoOptions, VideoParams, VideoStream
 from softphone.net.rtp import RtpPortPair
 from softphone.rtp.quality import QualitySample
 from softphone.sdp.negotiate import NegotiatedStream
+from softphone.sip.endpoint import Peer
 
 
 class CallControl(Protocol):
@@ -252,7 +253,15 @@ class CallSession:
         return CallSummary(
             call.result, call.final_code, call.cause, self.call_id, call.direction, call.remote_party,
             self.transport, dict(self.timeline), streams["audio"], streams["video"], reason,
+            advertised=call.setup.local.advertised, target=_target_of(self.record.first_hop),
         )
+
+
+def _target_of(hop: Peer | None) -> str | None:
+    if hop is None:
+        return None
+    host = f"[{hop.host}]" if ":" in hop.host else hop.host
+    return f"{hop.transport}:{host}:{hop.port}"
 
 
 def audio_params(stream: NegotiatedStream, options: AudioOptions, ptime: int = 20) -> AudioParams | None:

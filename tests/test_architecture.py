@@ -18,11 +18,11 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "softphone"
 
 # a package or a module each
-PURE_LOCATIONS = ("agent", "events", "registrations", "sip", "sdp", "rtp", "call", "config")
+PURE_LOCATIONS = ("agent", "events", "registrations", "targets", "sip", "sdp", "rtp", "call", "config")
 FORBIDDEN_IN_PURE = frozenset(
     {"asyncio", "socket", "threading", "time", "av", "numpy", "cv2", "pyaudio"}
 )
-HEAVY = ("av", "numpy", "cv2", "pyaudio")
+HEAVY = ("av", "numpy", "cv2", "pyaudio", "dns")
 MAX_LINES = 600
 
 

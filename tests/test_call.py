@@ -7,7 +7,7 @@ timers are the agents' own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -18,6 +18,7 @@ from softphone.agent import (
     CallRefused,
     IncomingCall,
     IncomingPolicy,
+    Resolve,
     UserAgent,
 )
 from softphone.call import (
@@ -39,6 +40,7 @@ from softphone.sdp.negotiate import CodecSpec, SessionConfig, StreamConfig, answ
 from softphone.sip.dialog import LocalAddress
 from softphone.sip.endpoint import Endpoint, Peer, build_response
 from softphone.sip.headers import NameAddress
+from softphone.sip.locate import Target
 from softphone.sip.message import Request
 from softphone.sip.transaction import Timers
 from softphone.sip.uri import SipUri
@@ -474,3 +476,112 @@ def test_early_media_from_183_with_sdp() -> None:
     assert StateChanged(Progress.EARLY_MEDIA, 183) in out
     update = next(c for c in out if isinstance(c, MediaUpdate))
     assert update.streams[0].remote_port == 30000 and call.state == CallState.EARLY
+
+
+# ---------------------------------------------------------------- RFC 3263 §4.3 failover
+
+
+def _target(port: int) -> Target:
+    return Target("udp", HOST, port, "bob.example.test")
+
+
+def test_invite_fails_over_to_the_next_target_after_timer_b(pair: tuple[Side, Side, Net]) -> None:
+    alice, bob, net = pair
+    target = SipUri("sip", "bob", None, HOST, bob.port)
+    call_id, commands = alice.agent.call(target, alice.setup, Peer("udp", HOST, 5099), net.now, [_target(bob.port)])
+    net.edge(alice, commands)
+    net.advance(31.0)
+    assert not net.sent(b"INVITE", port=bob.port)
+    net.advance(1.5)  # Timer B (64*T1) fires: the INVITE goes to the second target
+    record = alice.agent.calls[call_id]
+    assert record.call.state == CallState.CONFIRMED
+    assert record.first_hop == Peer("udp", HOST, bob.port)
+    first = {m.split(b"\r\n")[1] for m in net.sent(b"INVITE", port=5099)}
+    second = {m.split(b"\r\n")[1] for m in net.sent(b"INVITE", port=bob.port)}
+    assert len(first) == 1 and len(second) == 1 and first != second  # a new branch: a new transaction
+    assert alice.ended() is None and len(alice.agent.targets.failover) == 0
+
+
+def test_invite_fails_over_on_503(pair: tuple[Side, Side, Net]) -> None:
+    alice, bob, net = pair
+    busy = Side("busy", 5063, setup_for("busy", 5063, 31000))
+    busy.agent.policy = IncomingPolicy(reject=503)
+    net.sides[busy.port] = busy
+    target = SipUri("sip", "bob", None, HOST, bob.port)
+    call_id, commands = alice.agent.call(target, alice.setup, busy.peer, net.now, [_target(bob.port)])
+    net.edge(alice, commands)
+    assert net.sent(b"SIP/2.0 503", port=alice.port)
+    assert alice.agent.calls[call_id].call.state == CallState.CONFIRMED
+    assert bob.call is not None and bob.call.state == CallState.CONFIRMED
+
+
+def test_the_last_target_failing_ends_the_call(pair: tuple[Side, Side, Net]) -> None:
+    alice, _, net = pair
+    busy = Side("busy", 5063, setup_for("busy", 5063, 31000))
+    busy.agent.policy = IncomingPolicy(reject=503)
+    net.sides[busy.port] = busy
+    target = SipUri("sip", "bob", None, HOST, 5099)
+    call_id, commands = alice.agent.call(target, alice.setup, Peer("udp", HOST, 5099), net.now, [_target(busy.port)])
+    net.edge(alice, commands)
+    net.advance(33.0)
+    ended = alice.ended()
+    assert ended is not None and ended.sip_code == 503
+    assert alice.agent.calls[call_id].first_hop == busy.peer
+
+
+def test_a_rejection_other_than_503_does_not_fail_over(pair: tuple[Side, Side, Net]) -> None:
+    alice, bob, net = pair
+    bob.agent.policy = IncomingPolicy(reject=486)
+    third = Side("third", 5063, setup_for("third", 5063, 31000))
+    third.agent.policy = IncomingPolicy(auto_answer=True)
+    net.sides[third.port] = third
+    target = SipUri("sip", "bob", None, HOST, bob.port)
+    _, commands = alice.agent.call(target, alice.setup, bob.peer, net.now, [_target(third.port)])
+    net.edge(alice, commands)
+    ended = alice.ended()
+    assert ended is not None and ended.sip_code == 486
+    assert not net.sent(b"INVITE", port=third.port)
+
+
+def test_cancel_after_failover_goes_to_the_new_target_with_its_branch(pair: tuple[Side, Side, Net]) -> None:
+    alice, bob, net = pair
+    bob.agent.policy = IncomingPolicy()  # rings, never answers
+    target = SipUri("sip", "bob", None, HOST, bob.port)
+    call_id, commands = alice.agent.call(target, alice.setup, Peer("udp", HOST, 5099), net.now, [_target(bob.port)])
+    net.edge(alice, commands)
+    net.advance(32.5)
+    assert alice.agent.calls[call_id].call.state == CallState.EARLY
+    net.edge(alice, alice.agent.hangup(call_id, net.now))
+    cancels = net.sent(b"CANCEL", port=bob.port)
+    invites = net.sent(b"INVITE", port=bob.port)
+    assert cancels and invites
+    via = [line for line in cancels[0].split(b"\r\n") if line.startswith(b"Via")]
+    assert via and via[0] in invites[0]
+    ended = alice.ended()
+    assert ended is not None and ended.result == CallResult.CANCELLED
+
+
+def test_in_dialog_request_fails_over_through_the_edge_targets(pair: tuple[Side, Side, Net]) -> None:
+    """Bob's Contact is a name: the agent asks the edge to resolve it; the edge finds two
+    targets, the first silent: the BYE goes on to the second after Timer F."""
+    alice, bob, net = pair
+    bob.setup = replace(bob.setup, local=LocalAddress("udp", "bob.example.test", bob.port))
+    handled: set[int] = set()
+
+    def resolve_pending() -> None:
+        for index, command in enumerate(list(alice.reported)):
+            if isinstance(command, Resolve) and index not in handled:
+                handled.add(index)
+                first = bob.peer if command.request.method == "ACK" else Peer("udp", HOST, 5099)
+                alice.agent.send(command.call_id, command.request, first, net.now, [_target(bob.port)])
+        net.deliver_all()
+
+    call = dial(alice, net)
+    resolve_pending()
+    assert call.state == CallState.CONFIRMED
+    net.edge(alice, alice.agent.hangup(call.call_id, net.now))
+    resolve_pending()
+    assert net.sent(b"BYE", port=5099) and not net.sent(b"BYE", port=bob.port)
+    net.advance(33.0)
+    assert net.sent(b"BYE", port=bob.port)
+    assert bob.call is not None and bob.call.state == CallState.TERMINATED

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from softphone.config import NOT_SUPPORTED, SECTION_KEYS, loads
+from softphone.errors import ConfigError
 
 TESTS = Path(__file__).resolve().parent
 REFERENCE = TESTS.parent / "config" / "softphone.ini"
@@ -76,8 +77,7 @@ def test_every_documented_key_is_named_by_a_test(section: str, key: str) -> None
 
 @pytest.mark.parametrize(("section", "key"), sorted(NOT_SUPPORTED), ids=lambda v: v)
 def test_a_key_not_supported_yet_warns_once_when_set(section: str, key: str) -> None:
-    value = {"sip_tls_port": "5061", "delayed_timeout": "8", "echocancellation": "1",
-             "nat_address": "192.0.2.7", "firewall_policy": "1"}[key]
+    value = {"delayed_timeout": "8", "echocancellation": "1"}[key]
     config = loads(f"[{section}]\n{key}={value}\n", "n.rc")
     (warning,) = config.warnings
     assert warning.startswith(f"n.rc [{section}] {key}: ") and "not supported yet" in warning
@@ -94,3 +94,26 @@ def _comment_above(key: str) -> str:
             break
         comment.append(line)
     return " ".join(reversed(comment))
+
+
+@pytest.mark.parametrize("value", ["2", "stun", "3", "ICE", "4", "upnp"])
+def test_firewall_policy_stun_ice_upnp_are_not_supported_yet(value: str) -> None:
+    config = loads(f"[net]\nfirewall_policy={value}\n", "n.rc")
+    (warning,) = config.warnings
+    assert warning.startswith("n.rc [net] firewall_policy: ") and "not supported yet" in warning
+    assert "not supported yet" in _comment_above("firewall_policy")
+
+
+@pytest.mark.parametrize(("value", "policy"), [("0", 0), ("none", 0), ("1", 1), ("NAT_address", 1)])
+def test_firewall_policy_by_number_or_name(value: str, policy: int) -> None:
+    config = loads(f"[net]\nfirewall_policy={value}\nnat_address=192.0.2.7\n", "n.rc")
+    assert config.net.firewall_policy == policy and config.warnings == ()
+
+
+@pytest.mark.parametrize(("text", "key"), [("firewall_policy=1\n", "nat_address"),
+                                           ("firewall_policy=1\nnat_address=192.0.2.7:5060\n", "nat_address"),
+                                           ("firewall_policy=turn\n", "firewall_policy")])
+def test_bad_nat_settings_name_file_section_and_key(text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        loads("[net]\n" + text, "n.rc")
+    assert str(caught.value).startswith(f"n.rc [net] {key}: ")

@@ -25,13 +25,10 @@ from softphone.config.schema import (
     _SECTIONS,
     ALIASES,
     DEFAULT_USER_AGENT,
-    DIGEST_ALGORITHMS,
-    LOG_LEVELS,
-    MEDIA_ENCRYPTIONS,
     NOT_SUPPORTED,
+    NOT_SUPPORTED_VALUES,
     QUIET_KEYS,
     SECTION_KEYS,
-    VIDEO_SIZES,
     AuthInfo,
     CodecEntry,
     Config,
@@ -42,8 +39,14 @@ from softphone.config.schema import (
     SipConfig,
     SoundConfig,
     VideoConfig,
-    _Invalid,
     _Key,
+)
+from softphone.config.values import (
+    DIGEST_ALGORITHMS,
+    LOG_LEVELS,
+    MEDIA_ENCRYPTIONS,
+    VIDEO_SIZES,
+    _Invalid,
     parse_port_range,
     parse_size,
 )
@@ -155,6 +158,14 @@ def _check_unsupported(raw: _Raw, sections: Mapping[str, Any]) -> None:
         default = {f.name: f.default for f in dataclasses.fields(values)}[spec.field]
         if getattr(values, spec.field) != default:
             raw.warn(name, key, f"{what} (set to {spec.format(getattr(values, spec.field))!r})")
+    for (name, key), (unsupported, what) in NOT_SUPPORTED_VALUES.items():
+        spec = _SECTIONS[name][1][key]
+        value = getattr(sections[name], spec.field)
+        if value in unsupported:
+            raw.warn(name, key, f"{what} (set to {spec.format(value)!r})")
+    net: NetConfig = sections["net"]
+    if net.firewall_policy == 1 and not net.nat_address:
+        raise raw.invalid("net", "nat_address", "firewall_policy=nat_address (1) needs a nat_address to advertise")
     sip: SipConfig = sections["sip"]
     if sip.media_encryption != "none":
         if sip.media_encryption_mandatory:
@@ -245,6 +256,7 @@ __all__ = [
     "LOG_LEVELS",
     "MEDIA_ENCRYPTIONS",
     "NOT_SUPPORTED",
+    "NOT_SUPPORTED_VALUES",
     "SECTION_KEYS",
     "VIDEO_SIZES",
     "AuthInfo",

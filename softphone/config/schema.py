@@ -1,41 +1,45 @@
-"""The configuration's schema: frozen dataclasses, value parsers and the key tables.
+"""The configuration's schema: frozen dataclasses and the key tables.
 
-The file format and the loader are in :mod:`softphone.config`.
+The value parsers are in :mod:`softphone.config.values`; the file format and the loader
+are in :mod:`softphone.config`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from softphone import __version__
-from softphone.devices.registry import from_linphone
+from softphone.config.values import (
+    FirewallPolicy,
+    _float_in,
+    _format_range,
+    _format_size,
+    _format_value,
+    _int_in,
+    _Invalid,
+    _parse_algorithm,
+    _parse_bool,
+    _parse_device,
+    _parse_dns_server,
+    _parse_firewall_policy,
+    _parse_log_level,
+    _parse_media_encryption,
+    _parse_mime,
+    _parse_nat_address,
+    _parse_sip_address,
+    _parse_text,
+    parse_port_range,
+    parse_size,
+)
 from softphone.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_USER_AGENT = f"softphone/{__version__}"
-
-# Video size names as linphone (mediastreamer2) spells them.
-VIDEO_SIZES: Mapping[str, tuple[int, int]] = {
-    "sqcif": (128, 96),
-    "qcif": (176, 144),
-    "qvga": (320, 240),
-    "cif": (352, 288),
-    "vga": (640, 480),
-    "4cif": (704, 576),
-    "svga": (800, 600),
-    "xga": (1024, 768),
-    "720p": (1280, 720),
-    "1080p": (1920, 1080),
-}
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-MEDIA_ENCRYPTIONS = ("none", "srtp", "zrtp", "dtls")
-DIGEST_ALGORITHMS = ("MD5", "SHA-256")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,11 @@ class SipConfig:
     guess_hostname: bool = True
     media_encryption: str = "none"
     media_encryption_mandatory: bool = False
+    root_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    verify_server_certs: bool = True
+    verify_server_cn: bool = True
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,7 @@ class NetConfig:
     download_bw: int = 0
     nat_address: str = ""
     firewall_policy: int = 0
+    dns_server: str = ""  # HOST[:PORT] of the DNS server for NAPTR/SRV/A lookups; empty = the system's
 
 
 @dataclass(frozen=True)
@@ -203,166 +213,7 @@ class Config:
         return self.proxies[index] if 0 <= index < len(self.proxies) else None
 
 
-# ---------------------------------------------------------------- value parsers
-
-
-class _Invalid(ValueError):
-    """A value that does not parse; the message says what was expected."""
-
-
-_DECIMAL = re.compile(r"[+-]?[0-9]+")
-_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
-_DEVICE = re.compile(r"[A-Za-z0-9_.-]+:.*")
-_MIME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-_ADDR_SPEC = re.compile(r"sips?:\S+", re.IGNORECASE)
-_NAME_ADDR = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^<>"]*?)\s*<sips?:[^<>\s]+>(?:;\S*)?', re.IGNORECASE)
-
-
-def _parse_int(text: str) -> int:
-    if _DECIMAL.fullmatch(text):
-        return int(text, 10)
-    if _HEX.fullmatch(text):
-        return int(text, 16)
-    raise _Invalid(f"expected an integer, got {text!r}")
-
-
-def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
-    bounds = f"{low}..{high}" if high is not None else f">= {low}"
-
-    def parse(text: str) -> int:
-        try:
-            value = _parse_int(text)
-        except _Invalid:
-            value = None
-        if value is None or value < low or (high is not None and value > high):
-            raise _Invalid(f"expected an integer {bounds}, got {text!r}")
-        return value
-
-    return parse
-
-
-def _parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise _Invalid(f"expected a boolean (0/1, true/false, yes/no, on/off), got {text!r}")
-
-
-def _float_in(low: float, high: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = float("nan")
-        if not low <= value <= high:
-            raise _Invalid(f"expected a number {low:g}..{high:g}, got {text!r}")
-        return value
-
-    return parse
-
-
-def parse_port_range(text: str) -> tuple[int, int]:
-    """``"10000-20000"`` -> (10000, 20000); ``"7078"`` -> (7078, 7078); 0 = any free port."""
-    message = f"expected a port 0..65535 or a range like 10000-20000, got {text!r}"
-    low_text, dash, high_text = text.strip().partition("-")
-    try:
-        low = _parse_int(low_text.strip())
-        high = _parse_int(high_text.strip()) if dash else low
-    except _Invalid:
-        raise _Invalid(message) from None
-    if not 0 <= low <= high <= 65535 or (dash and low == 0):
-        raise _Invalid(message)
-    return (low, high)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """A video size: a linphone name (``"vga"``, ``"720p"``) or ``"640x480"``."""
-    name = text.strip().lower()
-    if name in VIDEO_SIZES:
-        return VIDEO_SIZES[name]
-    match = re.fullmatch(r"([0-9]+)\s*x\s*([0-9]+)", name)
-    if match:
-        width, height = int(match.group(1)), int(match.group(2))
-        if 16 <= width <= 8192 and 16 <= height <= 8192:
-            return (width, height)
-    raise _Invalid(f"expected a video size ({', '.join(VIDEO_SIZES)}) or WIDTHxHEIGHT, got {text!r}")
-
-
-def _parse_text(text: str) -> str:
-    return text
-
-
-def _parse_device(text: str) -> str:
-    text = from_linphone(text)
-    if not _DEVICE.fullmatch(text):
-        raise _Invalid(f"expected 'driver: device' (e.g. 'pyaudio: default', 'null:'), got {text!r}")
-    return text
-
-
-def _parse_sip_address(text: str) -> str:
-    if not (_ADDR_SPEC.fullmatch(text) or _NAME_ADDR.fullmatch(text)):
-        raise _Invalid(f"expected a SIP address like sip:user@host or \"Name\" <sip:user@host>, got {text!r}")
-    return text
-
-
-def _parse_mime(text: str) -> str:
-    if not _MIME.fullmatch(text):
-        raise _Invalid(f"expected a codec name like PCMU or opus, got {text!r}")
-    return text
-
-
-def _parse_log_level(text: str) -> str:
-    if text.lower() not in LOG_LEVELS:
-        raise _Invalid(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
-    return text.lower()
-
-
-def _parse_algorithm(text: str) -> str:
-    if text.upper() not in DIGEST_ALGORITHMS:
-        raise _Invalid(f"expected one of {', '.join(DIGEST_ALGORITHMS)}, got {text!r}")
-    return text.upper()
-
-
-def _parse_media_encryption(text: str) -> str:
-    if text.lower() not in MEDIA_ENCRYPTIONS:
-        raise _Invalid(f"expected one of {', '.join(MEDIA_ENCRYPTIONS)}, got {text!r}")
-    return text.lower()
-
-
-def _parse_firewall_policy(text: str) -> int:
-    # linphone's values: 0 none, 1 NAT address, 2 STUN, 3 ICE, 4 uPnP
-    if text not in ("0", "1", "2", "3", "4"):
-        raise _Invalid(f"expected 0 (none), 1 (nat_address), 2 (STUN), 3 (ICE) or 4 (uPnP), got {text!r}")
-    return int(text)
-
-
-# ---------------------------------------------------------------- value formatters
-
-
-def _format_value(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def _format_range(value: object) -> str:
-    assert isinstance(value, tuple)
-    low, high = value
-    return f"{low}" if low == high else f"{low}-{high}"
-
-
-def _format_size(value: object) -> str:
-    assert isinstance(value, tuple)
-    width, height = value
-    return f"{width}x{height}"
+# ---------------------------------------------------------------- the key tables
 
 
 @dataclass(frozen=True)
@@ -406,6 +257,11 @@ _SIP_KEYS = _keys(
     guess_hostname=_Key("guess_hostname", _parse_bool),
     media_encryption=_Key("media_encryption", _parse_media_encryption),
     media_encryption_mandatory=_Key("media_encryption_mandatory", _parse_bool),
+    root_ca=_Key("root_ca", _parse_text),
+    tls_cert=_Key("tls_cert", _parse_text),
+    tls_key=_Key("tls_key", _parse_text),
+    verify_server_certs=_Key("verify_server_certs", _parse_bool),
+    verify_server_cn=_Key("verify_server_cn", _parse_bool),
 )
 _RTP_KEYS = _keys(
     audio_rtp_port=_Key("audio_rtp_port", parse_port_range, _format_range),
@@ -441,8 +297,9 @@ _NET_KEYS = _keys(
     mtu=_Key("mtu", _int_in(200, 65535)),
     upload_bw=_Key("upload_bw", _NON_NEGATIVE),
     download_bw=_Key("download_bw", _NON_NEGATIVE),
-    nat_address=_Key("nat_address", _parse_text),
+    nat_address=_Key("nat_address", _parse_nat_address),
     firewall_policy=_Key("firewall_policy", _parse_firewall_policy),
+    dns_server=_Key("dns_server", _parse_dns_server),
 )
 _MISC_KEYS = _keys(
     max_calls=_Key("max_calls", _POSITIVE),
@@ -506,11 +363,14 @@ QUIET_KEYS: Mapping[str, frozenset[str]] = {"proxy_N": frozenset({"publish"})}
 # Keys documented as "not supported yet": (section, key) -> what a non-default value would need.
 # Setting one to a non-default value logs one warning; the value is kept but has no effect.
 NOT_SUPPORTED: Mapping[tuple[str, str], str] = {
-    ("sip", "sip_tls_port"): "SIP over TLS is not supported yet: no TLS listener is opened",
     ("sip", "delayed_timeout"): "ICE is not supported yet: the INVITE is sent at once, no candidates are waited for",
     ("sound", "echocancellation"): "echo cancellation is not supported yet: the microphone is sent as captured",
-    ("net", "nat_address"): "NAT traversal is not supported yet: SIP and SDP carry the local address",
-    ("net", "firewall_policy"): "NAT traversal is not supported yet: SIP and SDP carry the local address",
+}
+
+# Values of a key documented as "not supported yet": (section, key) -> (the values, what they would need).
+NOT_SUPPORTED_VALUES: Mapping[tuple[str, str], tuple[frozenset[object], str]] = {
+    ("net", "firewall_policy"): (frozenset({FirewallPolicy.STUN, FirewallPolicy.ICE, FirewallPolicy.UPNP}),
+                                 "STUN, ICE and uPnP are not supported yet: SIP and SDP carry our own address"),
 }
 
 # The keys each section accepts, as written in the file ("proxy_N" for [proxy_0]...).

@@ -18,7 +18,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from softphone.codecs import CodecError, create_video_decoder, create_video_encoder
@@ -70,6 +70,7 @@ class VideoOptions:
     cname: str = "softphone"
     self_view: bool = True  # our own picture shown in the sink (the window's inset)
     reorder_wait: float = REORDER_WAIT  # seconds a hole waits when it cannot be asked for ([rtp] video_jitt_comp)
+    symmetric: bool = True  # [rtp] symmetric: send to where the peer's RTP comes from
 
     @property
     def scale(self) -> float:
@@ -123,6 +124,7 @@ class VideoStream:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = 0.0
         self._stopped = False
+        self._remote_latched = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -170,6 +172,8 @@ class VideoStream:
         """A new negotiation (re-INVITE): follow the address and direction; a new codec
         starts over with a keyframe."""
         old, self.params = self.params, params
+        if params.remote_rtp != old.remote_rtp:
+            self._remote_latched = False
         if params.codec != old.codec:
             self.encoder = create_video_encoder(
                 params.codec,
@@ -243,11 +247,13 @@ class VideoStream:
             return
         now = self._now()
         for packet in self.session.receive_rtp_packets(data, now):
-            self._on_packet(packet, now)
+            self._on_packet(packet, now, addr)
 
-    def _on_packet(self, packet: RtpPacket, now: float) -> None:
+    def _on_packet(self, packet: RtpPacket, now: float, addr: Address | None = None) -> None:
         if packet.payload_type not in (self.params.recv_payload_type, self.params.send_payload_type):
             return
+        if addr is not None:
+            self._latch(addr)
         if self.params.direction not in RECEIVING:
             return
         outage = self._nack_enabled and self.nack.received(packet.sequence, now)
@@ -364,6 +370,17 @@ class VideoStream:
                         self.transport.send_rtp(data, remote)
 
     # ------------------------------------------------------------ RTCP
+
+    def _latch(self, addr: Address) -> None:
+        """Symmetric RTP (RFC 4961): send to where the peer's first valid packet came from
+        (the address a NAT in front of the peer gave it), once per negotiated address."""
+        if not self.options.symmetric or self._remote_latched or addr == self.params.remote_rtp:
+            self._remote_latched = True
+            return
+        log.info("video RTP from %s:%s instead of %s: sending there", addr[0], addr[1], self.params.remote_rtp)
+        remote_rtcp = addr if self.params.rtcp_mux else (addr[0], addr[1] + 1)
+        self.params = replace(self.params, remote_rtp=addr, remote_rtcp=remote_rtcp)
+        self._remote_latched = True
 
     def _rtcp_address(self) -> Address | None:
         return self.params.remote_rtp if self.params.rtcp_mux else self.params.remote_rtcp

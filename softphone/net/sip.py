@@ -1,4 +1,4 @@
-"""The SIP sockets: UDP and TCP over IPv4 and IPv6, driving a sans-I/O Endpoint.
+"""The SIP sockets: UDP, TCP and TLS over IPv4 and IPv6, driving a sans-I/O Endpoint.
 
 Everything protocol-related happens in :mod:`softphone.sip`; this module only moves
 bytes, keeps the endpoint's timer scheduled, and hands events to a callback.
@@ -11,14 +11,18 @@ import ipaddress
 import itertools
 import logging
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from softphone.errors import ParseError, TransportError
+from softphone.net import tls
+from softphone.net.dns import Locator
 from softphone.sip.dialog import LocalAddress
-from softphone.sip.endpoint import Outgoing, Peer, literal_peer
+from softphone.sip.endpoint import Outgoing, Peer
 from softphone.sip.framing import Keepalive, StreamFramer
+from softphone.sip.locate import Target
 from softphone.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
@@ -61,12 +65,21 @@ def local_host_name() -> str:
     return socket.gethostname()
 
 
+ConnectionKey = tuple[str, str, int]  # transport, host, port
+CONNECT_TIMEOUT = 5.0
+
+
 @dataclass
 class _Connection:
     id: int
+    transport: str  # "tcp" or "tls"
     peer: tuple[str, int]
     writer: asyncio.StreamWriter
     framer: StreamFramer
+
+    @property
+    def key(self) -> ConnectionKey:
+        return (self.transport, *self.peer)
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -81,7 +94,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 class SipNetwork:
-    """UDP and TCP listeners for one sans-I/O core, and its one timer handle."""
+    """UDP, TCP and TLS listeners for one sans-I/O core, its connections, and its one timer handle.
+
+    ``tls_client`` (an ``ssl.SSLContext``, see :mod:`softphone.net.tls`) enables outgoing TLS;
+    ``listen_tls`` opens a TLS listener."""
 
     def __init__(
         self, core: SipCore, handler: EventHandler, loop: asyncio.AbstractEventLoop | None = None
@@ -90,12 +106,17 @@ class SipNetwork:
         self.handler = handler
         self.loop = loop or asyncio.get_running_loop()
         self.bind_host = "0.0.0.0"
+        self.locator = Locator()  # RFC 3263 over DNS; the phone sets its [net] dns_server
         self.ports: dict[str, int] = {}
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp_server: asyncio.AbstractServer | None = None
+        self._tls_server: asyncio.AbstractServer | None = None
+        self.tls_client: ssl.SSLContext | None = None
+        self._server_names: dict[tuple[str, int], str] = {}  # TLS peer -> the SIP domain it must prove
+        self.tls_failures: dict[ConnectionKey, str] = {}  # the last TLS failure toward each peer
         self._connections: dict[int, _Connection] = {}
-        self._by_peer: dict[tuple[str, int], int] = {}
-        self._pending: dict[tuple[str, int], list[bytes]] = {}
+        self._by_peer: dict[ConnectionKey, int] = {}
+        self._pending: dict[ConnectionKey, list[bytes]] = {}
         self._ids = itertools.count(1)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -148,6 +169,19 @@ class SipNetwork:
                 raise TransportError(f"cannot listen on TCP {_hostport(host, wanted)}: {exc.strerror or exc}") from exc
             self.ports["tcp"] = self._tcp_server.sockets[0].getsockname()[1]
 
+    async def listen_tls(self, port: int, context: ssl.SSLContext) -> None:
+        """A TLS listener on ``port`` (0 = any free port), on the address of ``listen``."""
+        host = self.bind_host
+        family = socket.AF_INET6 if is_ipv6(host) else socket.AF_INET
+        try:
+            self._tls_server = await asyncio.start_server(
+                self._accepted_tls, host, port, family=family, reuse_address=True, ssl=context,
+                ssl_handshake_timeout=CONNECT_TIMEOUT,
+            )
+        except OSError as exc:
+            raise TransportError(f"cannot listen on TLS {_hostport(host, port)}: {exc.strerror or exc}") from exc
+        self.ports["tls"] = self._tls_server.sockets[0].getsockname()[1]
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -157,6 +191,9 @@ class SipNetwork:
         if self._tcp_server is not None:
             self._tcp_server.close()
             self._tcp_server = None
+        if self._tls_server is not None:
+            self._tls_server.close()
+            self._tls_server = None
         for connection in list(self._connections.values()):
             connection.writer.close()
         self._connections.clear()
@@ -185,22 +222,25 @@ class SipNetwork:
             except OSError:
                 return ""
 
+    async def locate(self, uri: SipUri, transport: str | None = None) -> list[Target]:
+        """RFC 3263: the targets for ``uri`` (NAPTR, SRV, then A/AAAA) in the order to try them."""
+        supported = set(self.ports) | ({"tls"} if self.tls_client is not None else set())
+        self.locator.ipv6 = is_ipv6(self.bind_host) or self.bind_host == "::"
+        targets = await self.locator.locate(uri, supported, transport)
+        for target in targets:
+            self._name_tls_peer(target.peer, uri)
+        return targets
+
     async def resolve(self, uri: SipUri, transport: str | None = None) -> Peer:
-        """The next hop for ``uri``: RFC 3263 without DNS SRV (A/AAAA lookup of the host)."""
-        transport = (transport or uri.param("transport") or ("tls" if uri.scheme == "sips" else "udp")).lower()
-        if transport not in self.ports:
-            raise TransportError(f"transport {transport} is not enabled")
-        literal = literal_peer(uri, transport)
-        if literal is not None:
-            return literal
-        host = uri.param("maddr") or uri.host
-        port = uri.port or (5061 if transport == "tls" else 5060)
-        family = socket.AF_INET6 if is_ipv6(self.bind_host) or self.bind_host == "::" else socket.AF_INET
-        try:
-            infos = await self.loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
-        except OSError as exc:
-            raise TransportError(f"cannot resolve {host}: {exc}") from exc
-        return Peer(transport, _plain_host(str(infos[0][4][0])), port)
+        """The first target for ``uri`` (see ``locate``)."""
+        return (await self.locate(uri, transport))[0].peer
+
+    def _name_tls_peer(self, peer: Peer, uri: SipUri) -> Peer:
+        """Remember the name a TLS peer's certificate must carry. RFC 5922 §7.2: "the
+        client MUST use the domain of the URI as the identity", not the address it resolved to."""
+        if peer.transport == "tls":
+            self._server_names[(peer.host, peer.port)] = uri.host.strip("[]")
+        return peer
 
     # ------------------------------------------------------------ data path
 
@@ -251,13 +291,13 @@ class SipNetwork:
                 self._udp.sendto(outgoing.data, (peer.host, peer.port))
             return
         connection = self._connections.get(peer.connection) if peer.connection else None
+        key: ConnectionKey = (peer.transport, peer.host, peer.port)
         if connection is None:
-            cid = self._by_peer.get((peer.host, peer.port))
+            cid = self._by_peer.get(key)
             connection = self._connections.get(cid) if cid else None
         if connection is not None and not connection.writer.is_closing():
             connection.writer.write(outgoing.data)
             return
-        key = (peer.host, peer.port)
         if key in self._pending:
             self._pending[key].append(outgoing.data)
             return
@@ -266,44 +306,125 @@ class SipNetwork:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _connect(self, key: tuple[str, int]) -> None:
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(key[0], key[1]), timeout=5)
-        except (OSError, asyncio.TimeoutError) as exc:
-            log.info("TCP connection to %s failed: %s", _hostport(*key), exc)
-            self._pending.pop(key, None)
-            events = self.core.transport_failed(Peer("tcp", key[0], key[1]), self.now())
-            if events:
-                self.handler(events)
-            self.kick()
+    async def connect(self, peer: Peer) -> None:
+        """Open a TCP or TLS connection to ``peer`` now, unless one is open (connection reuse):
+        so that a TLS certificate the phone refuses is an error of the caller's, before any
+        request is built. Raises TransportError (``TLS: certificate verify failed for ...``)."""
+        key: ConnectionKey = (peer.transport, peer.host, peer.port)
+        cid = self._by_peer.get(key)
+        if peer.transport == "udp" or key in self._pending or (cid and cid in self._connections):
             return
-        connection = self._register(reader, writer)
+        self._pending[key] = []
+        try:
+            reader, writer = await self._open(key)
+            connection = self._register(reader, writer, peer.transport)
+        except ConnectionError as exc:
+            self._pending.pop(key, None)
+            raise TransportError(tls.failure(exc, self._server_names.get(key[1:], key[1]), key[2])) from exc
+        except TransportError:
+            self._pending.pop(key, None)
+            raise
         for data in self._pending.pop(key, []):
             writer.write(data)
-        await self._read_loop(connection, reader)
-
-    def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # the read loop runs in a task of ours, so that close() can cancel it quietly
-        connection = self._register(reader, writer)
         task = self.loop.create_task(self._read_loop(connection, reader))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _register(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> _Connection:
+    async def _open(self, key: ConnectionKey) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        transport, host, port = key
+        if transport != "tls":
+            try:
+                return await asyncio.wait_for(asyncio.open_connection(host, port), timeout=CONNECT_TIMEOUT)
+            except (OSError, asyncio.TimeoutError) as exc:
+                raise TransportError(f"TCP connection to {_hostport(host, port)} failed: {exc}") from exc
+        if self.tls_client is None:
+            raise TransportError("transport tls is not enabled")
+        name = self._server_names.get((host, port), host)
+        try:
+            opened = await asyncio.wait_for(
+                asyncio.open_connection(host, port, ssl=self.tls_client, server_hostname=name,
+                                        ssl_handshake_timeout=CONNECT_TIMEOUT),
+                timeout=2 * CONNECT_TIMEOUT,
+            )
+        except (OSError, asyncio.TimeoutError) as exc:
+            line = tls.failure(exc, name, port)
+            self.tls_failures[key] = line
+            raise TransportError(line) from exc
+        self.tls_failures.pop(key, None)
+        return opened
+
+    async def _connect(self, key: ConnectionKey) -> None:
+        try:
+            reader, writer = await self._open(key)
+        except TransportError as exc:
+            log.log(logging.WARNING if key[0] == "tls" else logging.INFO, "%s", exc)
+            self._pending.pop(key, None)
+            events = self.core.transport_failed(Peer(*key), self.now())
+            if events:
+                self.handler(events)
+            self.kick()
+            return
+        try:
+            connection = self._register(reader, writer, key[0])
+        except ConnectionError as exc:  # closed by the peer at once (a TLS server refusing us)
+            self._fail(key, exc)
+            return
+        for data in self._pending.pop(key, []):
+            writer.write(data)
+        await self._read_loop(connection, reader)
+
+    def _fail(self, key: ConnectionKey, exc: BaseException) -> None:
+        """A connection ended by an error: its client transactions fail now (a TLS server
+        that refuses our certificate only says so after the handshake, with TLS 1.3)."""
+        self._pending.pop(key, None)
+        if key[0] == "tls":
+            line = tls.failure(exc, self._server_names.get(key[1:], key[1]), key[2])
+            self.tls_failures[key] = line
+            log.warning("%s", line)
+        events = self.core.transport_failed(Peer(*key), self.now())
+        if events:
+            self.handler(events)
+        self.kick()
+
+    def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # the read loop runs in a task of ours, so that close() can cancel it quietly
+        try:
+            connection = self._register(reader, writer, "tcp")
+        except ConnectionError:
+            return
+        task = self.loop.create_task(self._read_loop(connection, reader))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _accepted_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            connection = self._register(reader, writer, "tls")
+        except ConnectionError:
+            return
+        task = self.loop.create_task(self._read_loop(connection, reader))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _register(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, transport: str) -> _Connection:
         peername = writer.get_extra_info("peername")
-        connection = _Connection(next(self._ids), (_plain_host(peername[0]), peername[1]), writer, StreamFramer())
+        if peername is None:
+            writer.close()
+            raise ConnectionResetError("the connection was closed at once")
+        peer = (_plain_host(peername[0]), peername[1])
+        connection = _Connection(next(self._ids), transport, peer, writer, StreamFramer())
         self._connections[connection.id] = connection
-        self._by_peer[connection.peer] = connection.id
+        self._by_peer[connection.key] = connection.id
         return connection
 
     async def _read_loop(self, connection: _Connection, reader: asyncio.StreamReader) -> None:
-        peer = Peer("tcp", connection.peer[0], connection.peer[1], connection.id)
+        peer = Peer(connection.transport, connection.peer[0], connection.peer[1], connection.id)
         try:
             while data := await reader.read(65536):
                 try:
                     items = connection.framer.feed(data)
                 except ParseError as exc:
-                    log.info("closing TCP connection from %s: %s", _hostport(*connection.peer), exc)
+                    log.info("closing %s connection from %s: %s", connection.transport.upper(),
+                             _hostport(*connection.peer), exc)
                     break
                 for item in items:
                     if isinstance(item, Keepalive):
@@ -313,10 +434,12 @@ class SipNetwork:
                     self.received(item, peer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except ssl.SSLError as exc:
+            self._fail(connection.key, exc)
         finally:
             self._connections.pop(connection.id, None)
-            if self._by_peer.get(connection.peer) == connection.id:
-                del self._by_peer[connection.peer]
+            if self._by_peer.get(connection.key) == connection.id:
+                del self._by_peer[connection.key]
             connection.writer.close()
 
 

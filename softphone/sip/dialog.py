@@ -35,6 +35,19 @@ class LocalAddress:
     port: int
     contact_host: str | None = None  # a Contact host other than ``host`` ([sip] guess_hostname=0)
     contact_port: int | None = None
+    media_host: str | None = None  # the SDP c= address when not ``host`` (a public address behind a NAT)
+    secure: bool = False  # over TLS for a sips: Request-URI or Route: a sips: Contact
+
+    @property
+    def sdp_host(self) -> str:
+        return self.media_host or self.host
+
+    @property
+    def advertised(self) -> str:
+        """The address peers are told to reach us at (Contact host and port), as "host:port"."""
+        uri = self.contact_uri(None)
+        host = f"[{uri.host}]" if ":" in uri.host else uri.host
+        return host if uri.port is None else f"{host}:{uri.port}"
 
     def via(self, branch: str | None = None) -> Via:
         # RFC 3581 §3: "A client, compliant to this specification ... MUST insert the
@@ -43,10 +56,16 @@ class LocalAddress:
 
     def contact_uri(self, user: str | None) -> SipUri:
         params: tuple[tuple[str, str | None], ...] = ()
-        if self.transport != "udp":
-            params = (("transport", self.transport),)
         host = self.contact_host or self.host
         port = self.contact_port if self.contact_host else self.port
+        if self.transport == "tls" and self.secure:
+            # RFC 3261 §8.1.1.8: "If the Request-URI or top Route header field value contains
+            # a SIPS URI, the Contact header field MUST contain a SIPS URI as well". A sip:
+            # request over TLS keeps a sip: Contact with ;transport=tls, as linphone writes it:
+            # a sips: one would ask every hop back to us to be TLS (RFC 5630 §4.1).
+            return SipUri("sips", user, None, host, port, params)
+        if self.transport != "udp":
+            params = (("transport", self.transport),)
         return SipUri("sip", user, None, host, port, params)
 
 

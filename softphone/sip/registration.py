@@ -3,15 +3,20 @@
 The state machine sends REGISTER, answers digest challenges, honours the expiry the
 registrar grants, refreshes before it lapses, retries with a bounded backoff when the
 registrar cannot be reached, and unregisters (Expires: 0) on request.
+
+Behind a NAT it learns its public address from the ``received`` and ``rport`` the
+registrar writes into the top Via of its answer (RFC 3581) and registers again with a
+Contact rewritten to that address, as linphone and baresip do; a later change (the NAT
+rebound the flow) registers again the same way.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from softphone.errors import StateError
+from softphone.errors import ParseError, StateError
 from softphone.sip.auth import AuthError, Credentials
 from softphone.sip.authenticator import Authenticator
 from softphone.sip.dialog import LocalAddress, random_token
@@ -26,11 +31,15 @@ _random = random.Random()
 BACKOFF = (1.0, 2.0, 4.0, 8.0)
 #: after rejected credentials we do not hammer the registrar: one try a minute
 AUTH_RETRY = 60.0
+#: Contact rewrites in a row without an answer that agrees with the last one; then the
+#: registration settles for what it has (a registrar whose answers keep moving is not followed)
+MAX_REBINDS = 3
 
 # (state, input) -> next state
 TRANSITIONS: dict[tuple[str, str], str] = {
     ("idle", "register"): "registering",
     ("registering", "challenge"): "registering",
+    ("registering", "rebind"): "registering",
     ("registering", "ok"): "registered",
     ("registering", "rejected"): "failed",
     ("registering", "unreachable"): "retrying",
@@ -38,6 +47,7 @@ TRANSITIONS: dict[tuple[str, str], str] = {
     ("registered", "refresh"): "refreshing",
     ("registered", "unregister"): "unregistering",
     ("refreshing", "challenge"): "refreshing",
+    ("refreshing", "rebind"): "refreshing",
     ("refreshing", "ok"): "registered",
     ("refreshing", "rejected"): "failed",
     ("refreshing", "unreachable"): "retrying",
@@ -66,6 +76,7 @@ class RegistrationChanged:
     sip_code: int | None = None
     reason: str = ""
     expires: int | None = None  # granted expiry, when registered
+    public_address: str | None = None  # "host:port" the registrar saw us at, when not our own (behind a NAT)
 
 
 RegistrationCommand = SendRegister | RegistrationChanged
@@ -88,12 +99,15 @@ class Registration:
     failures: int = 0
     last_reason: str = ""
     auth_failed: bool = False  # the last failure was refused credentials
+    public: tuple[str, int] | None = None  # learnt from received/rport while it differs from our own address
     call_id: str = field(default_factory=lambda: random_token(20))
     _cseq: int = 0
     _pending: Request | None = None
     _auth: Authenticator = field(default_factory=Authenticator)
     _expires_asked: int = 0
     _tag: str = field(default_factory=random_token)
+    _stale_contact: SipUri | None = None  # the Contact a rewrite replaced: removed by the next REGISTER
+    _rebinds: int = 0
 
     def __post_init__(self) -> None:
         self._auth = Authenticator(self.credentials)
@@ -111,7 +125,23 @@ class Registration:
 
     @property
     def contact(self) -> SipUri:
-        return self.local.contact_uri(self.aor.uri.as_sip().user)
+        return self.local_for_calls.contact_uri(self.aor.uri.as_sip().user)
+
+    @property
+    def local_for_calls(self) -> LocalAddress:
+        """Our address as the registrar should reach us, for this registration's Contact and
+        for the Contact and SDP of calls on its account: the public address learnt, if any."""
+        if self.public is None:
+            return self.local
+        host, port = self.public
+        return replace(self.local, contact_host=host, contact_port=port, media_host=host)
+
+    @property
+    def public_address(self) -> str | None:
+        if self.public is None:
+            return None
+        host, port = self.public
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def next_hop(self) -> SipUri:
         return self.route[0].uri.as_sip() if self.route else self.registrar
@@ -134,6 +164,10 @@ class Registration:
             ("Contact", str(contact)),
             ("Expires", str(expires)),
         ]
+        if self._stale_contact is not None and expires:
+            # RFC 3261 §10.2.2: a Contact with expires=0 removes that binding (the address we
+            # registered before the NAT's was known or before it changed)
+            pairs.append(("Contact", str(NameAddress(self._stale_contact).with_param("expires", "0"))))
         pairs += [("Route", str(r)) for r in self.route]
         if self.allow:
             pairs.append(("Allow", self.allow))
@@ -212,6 +246,13 @@ class Registration:
             self._go("ok")
             self.granted = None
             return [RegistrationChanged(self.state, response.status)]
+        if self._learn_public(response):
+            self._go("rebind")
+            log.info("registration of %s: the registrar sees us at %s; registering that Contact",
+                     self.aor.uri, self.public_address or f"{self.local.host}:{self.local.port}")
+            return [*self._send(self._expires_asked), RegistrationChanged(self.state,
+                                                                          public_address=self.public_address)]
+        self._stale_contact = None
         self.granted = self._granted_expiry(response)
         self.failures = 0
         self._go("ok")
@@ -219,7 +260,37 @@ class Registration:
         # early): spread out, so that many accounts registered together do not refresh in a burst
         lead = max(1.0, self.granted * _random.uniform(0.10, 0.15))
         self.deadline = now + max(1.0, self.granted - lead)
-        return [RegistrationChanged(self.state, response.status, expires=self.granted)]
+        return [RegistrationChanged(self.state, response.status, expires=self.granted,
+                                    public_address=self.public_address)]
+
+    def _learn_public(self, response: Response) -> bool:
+        """RFC 3581 §4: the server "MUST add a 'received' parameter" and sets rport to the
+        source port it saw: where our REGISTER came from after any NAT on the way. True when
+        that differs from the Contact we registered (then ``public`` holds the new address).
+        Only over UDP (a TCP or TLS source port is the connection's, not a listening one) and
+        only when the Contact is not configured ([sip] contact with guess_hostname=0, [net]
+        nat_address)."""
+        if self.local.transport != "udp" or self.local.contact_host is not None:
+            return False
+        try:
+            via = response.top_via
+        except ParseError:
+            return False
+        if via.received is None and via.rport is None:
+            return False
+        seen = (via.received or via.host, via.rport or via.port or self.local.port)
+        public = None if seen == (self.local.host, self.local.port) else seen
+        if public == self.public:
+            self._rebinds = 0
+            return False
+        if self._rebinds >= MAX_REBINDS:
+            log.warning("registration of %s: the registrar's view of our address keeps changing (%s:%s); "
+                        "keeping %s", self.aor.uri, seen[0], seen[1], self.contact)
+            return False
+        self._rebinds += 1
+        self._stale_contact = self.contact
+        self.public = public
+        return True
 
     def _granted_expiry(self, response: Response) -> int:
         """RFC 3261 §10.2.4: the expiry of our Contact in the 200, else Expires, else ours."""

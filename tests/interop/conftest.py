@@ -831,11 +831,66 @@ def require_kamailio() -> None:
           "install the Debian package kamailio")
 
 
-def _listening(proto: str, port: int) -> bool:
-    """Whether something is bound (UDP) or listening (TCP) on 127.0.0.1:port (from /proc/net)."""
+def require_kamailio_tls() -> None:
+    require_kamailio()
+    found = glob.glob("/usr/lib/*/kamailio/modules/tls.so") or glob.glob("/usr/lib/kamailio/modules/tls.so")
+    _need("kamailio tls.so", bool(found), "install the Debian package kamailio-tls-modules")
+    _need("openssl", shutil.which("openssl") is not None, "install the Debian package openssl")
+
+
+class CertificateAuthority:
+    """A CA made at test time with the ``openssl`` command (nothing is committed): ``.cert``
+    (PEM) signs what ``issue`` makes."""
+
+    def __init__(self, workdir: Path, name: str = "softphone test CA") -> None:
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.key = self.dir / "ca.key"
+        self.cert = self.dir / "ca.pem"
+        self._run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                  "-keyout", self.key, "-out", self.cert, "-days", "2", "-subj", f"/CN={name}",
+                  "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+    def issue(self, stem: str, *names: str, client: bool = False) -> tuple[Path, Path]:
+        """A certificate and key (PEM) for ``names`` (DNS names or IP addresses in its
+        subjectAltName; the first is also its CN); ``client`` for a client certificate."""
+        key, csr, cert = self.dir / f"{stem}.key", self.dir / f"{stem}.csr", self.dir / f"{stem}.pem"
+        ext = self.dir / f"{stem}.ext"
+        sans = ",".join(("IP:" if re.fullmatch(r"[\d.]+|[\da-fA-F:]+:[\da-fA-F:]*", n) else "DNS:") + n
+                        for n in names)
+        usage = "clientAuth" if client else "serverAuth,clientAuth"
+        ext.write_text(f"subjectAltName={sans}\nextendedKeyUsage={usage}\nbasicConstraints=CA:FALSE\n")
+        self._run("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                  "-keyout", key, "-out", csr, "-subj", f"/CN={names[0]}")
+        self._run("x509", "-req", "-in", csr, "-CA", self.cert, "-CAkey", self.key, "-CAcreateserial",
+                  "-out", cert, "-days", "2", "-extfile", ext)
+        return cert, key
+
+    def _run(self, *args: object) -> None:
+        r = subprocess.run(["openssl", *map(str, args)], cwd=self.dir, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=30, check=False)
+        if r.returncode != 0:
+            raise AssertionError(f"openssl {args[0]} failed: {r.stderr}")
+
+
+@pytest.fixture
+def tls_ca(tmp_path: Path) -> Callable[[str], CertificateAuthority]:
+    """Factory: tls_ca(name="softphone test CA") -> a new CertificateAuthority under tmp_path."""
+    _need("openssl", shutil.which("openssl") is not None, "install the Debian package openssl")
+
+    def make(name: str = "softphone test CA") -> CertificateAuthority:
+        return CertificateAuthority(tmp_path / re.sub(r"\W+", "-", name), name)
+
+    return make
+
+
+def _listening(proto: str, port: int, pid: int | None = None) -> bool:
+    """Whether something is bound (UDP) or listening (TCP) on 127.0.0.1:port (from /proc/net;
+    with `pid`, in that process's network namespace)."""
     want = f"0100007F:{port:04X}"
     try:
-        lines = Path(f"/proc/net/{proto}").read_text().splitlines()[1:]
+        lines = Path(f"/proc/{pid}/net/{proto}" if pid else f"/proc/net/{proto}").read_text().splitlines()[1:]
     except OSError:
         return False
     for line in lines:
@@ -918,17 +973,34 @@ class KamailioProcess:
         nat: bool = True,
         defines: tuple[str, ...] | list[str] = (),
         start_timeout: float = 10.0,
+        tls: CertificateAuthority | None = None,
+        tls_require_cert: bool = False,
+        netns: str | None = None,
+        listen: tuple[str, ...] = (),
+        relay: tuple[str, ...] = (),
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cfg = self.workdir / "kamailio.cfg"
         shutil.copyfile(KAMAILIO_DIR / "kamailio.cfg", self.cfg)
+        self.netns = netns
+        if listen or relay:
+            self._widen(listen, relay)
         self.db_dir = self.workdir / "db"
         shutil.copytree(KAMAILIO_DIR / "db", self.db_dir, dirs_exist_ok=True)
         self.udp_port = free_port("udp", "127.0.0.1")   # free for UDP and TCP
         self.tcp_port = self.udp_port
         self.ctl_port = free_port("tcp", "127.0.0.1")
+        self.tls_port: int | None = None
         names = list(defines)
+        if tls is not None:
+            # a server certificate for the domain (127.0.0.1) and localhost, signed by the test CA
+            cert, key = tls.issue("kamailio", "127.0.0.1", "localhost")
+            self.tls_port = free_port("tcp", "127.0.0.1")
+            names += ["WITH_TLS", f"TLS_PORT={self.tls_port}", f'TLS_CERT="{cert}"', f'TLS_KEY="{key}"',
+                      f'TLS_CA="{tls.cert}"']
+            if tls_require_cert:
+                names.append("TLS_REQUIRE_CERT")
         if invite_auth:
             names.append("WITH_INVITE_AUTH")
         if invite_auth if bye_auth is None else bye_auth:
@@ -950,10 +1022,23 @@ class KamailioProcess:
         self.pid: int | None = None
         self.start()
 
+    def _widen(self, listen: tuple[str, ...], relay: tuple[str, ...]) -> None:
+        """The copy of the config also listens on `listen` (UDP and TCP, same port) and may
+        relay to addresses starting with one of `relay` (e.g. "10.0.0.") besides loopback."""
+        text = self.cfg.read_text()
+        anchor = "listen=tcp:127.0.0.1:SIP_PORT\n"
+        loopback = '$var(dst) =~ "^\\[?::1\\]?$"'
+        assert anchor in text and loopback in text, "kamailio.cfg changed: update KamailioProcess._widen"
+        extra = "".join(f"listen=udp:{a}:SIP_PORT\nlisten=tcp:{a}:SIP_PORT\nalias=\"{a}:SIP_PORT\"\n" for a in listen)
+        text = text.replace(anchor, anchor + extra, 1)
+        prefixes = "".join(f' || $var(dst) =~ "^{re.escape(r)}"' for r in relay)
+        self.cfg.write_text(text.replace(loopback, loopback + prefixes, 1))
+
     # ----------------------------------------------------------------- process
     @property
     def cmd(self) -> list[str]:
-        cmd = ["kamailio", "-DD", "-E", "-f", str(self.cfg),
+        cmd = ["ip", "netns", "exec", self.netns] if self.netns else []
+        cmd += ["kamailio", "-DD", "-E", "-f", str(self.cfg),
                "-A", f'DBURL="text://{self.db_dir}"',
                "-A", f"SIP_PORT={self.udp_port}",
                "-A", f'CTL_SOCKET="tcp:127.0.0.1:{self.ctl_port}"']
@@ -966,8 +1051,7 @@ class KamailioProcess:
             raise AssertionError("kamailio is already running")
         # the ports must be free again (after stop(), the old process is gone)
         deadline = time.monotonic() + self.start_timeout
-        while any(_listening(p, port) for p, port in
-                  (("udp", self.udp_port), ("tcp", self.tcp_port), ("tcp", self.ctl_port))):
+        while any(_listening(p, port) for p, port in self._ports):
             if time.monotonic() > deadline:
                 raise AssertionError(f"kamailio ports {self.udp_port}/{self.ctl_port} still busy")
             time.sleep(0.05)
@@ -978,13 +1062,18 @@ class KamailioProcess:
             self.proc = subprocess.Popen(self.cmd, cwd=self.workdir, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
-        ready = _wait_for(lambda: not self.running() or (
-            _listening("udp", self.udp_port) and _listening("tcp", self.tcp_port)
-            and _listening("tcp", self.ctl_port)), self.start_timeout, step=0.02)
+        pid = self.pid if self.netns else None
+        ready = _wait_for(lambda: not self.running() or all(_listening(p, port, pid) for p, port in self._ports),
+                          self.start_timeout, step=0.02)
         if not ready or not self.running():
             self.stop()
             raise AssertionError(f"kamailio did not start on udp/tcp {self.udp_port}\n"
                                  f"{_tail(self.log)}")
+
+    @property
+    def _ports(self) -> list[tuple[str, int]]:
+        ports = [("udp", self.udp_port), ("tcp", self.tcp_port), ("tcp", self.ctl_port)]
+        return ports + ([("tcp", self.tls_port)] if self.tls_port else [])
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -1043,7 +1132,8 @@ class KamailioProcess:
         return uri if transport == "udp" else f"{uri};transport={transport}"
 
     def kamcmd(self, *args: str, timeout: float = 5.0) -> str:
-        r = subprocess.run(["kamcmd", "-s", f"tcp:127.0.0.1:{self.ctl_port}", *args],
+        netns = ["ip", "netns", "exec", self.netns] if self.netns else []
+        r = subprocess.run([*netns, "kamcmd", "-s", f"tcp:127.0.0.1:{self.ctl_port}", *args],
                            stdin=subprocess.DEVNULL, capture_output=True, text=True,
                            timeout=timeout, check=False)
         if r.returncode != 0:
@@ -1090,7 +1180,8 @@ class KamailioProcess:
 @pytest.fixture
 def kamailio(tmp_path: Path) -> Iterator[Callable[..., KamailioProcess]]:
     """Factory: kamailio(invite_auth=False, bye_auth=None, sha256=False, qop=False,
-    expires_min=None, expires_min_reject=True, nat=True, defines=()) -> a started
+    expires_min=None, expires_min_reject=True, nat=True, defines=(), netns=None, listen=(),
+    relay=()) -> a started
     KamailioProcess (``.udp_port``, ``.tcp_port`` (the same number), ``.domain``,
     ``.aor(user)``, ``.registrar_uri()``, ``.location()``, ``.wait_registered(user)``,
     ``.restart()``, ``.stop()``, ``.log``).
@@ -1102,11 +1193,16 @@ def kamailio(tmp_path: Path) -> Iterator[Callable[..., KamailioProcess]]:
     Expires gets 423 with Min-Expires (or is raised to it with
     expires_min_reject=False).  nat: contacts are reached at the REGISTER's source
     address (over its TCP connection for TCP clients).
+    tls: a CertificateAuthority (fixture ``tls_ca``): SIP over TLS too, on ``.tls_port``,
+    with a server certificate for 127.0.0.1 and localhost signed by it;
+    tls_require_cert: TLS clients must present a certificate signed by it.
     """
     require_kamailio()
     started: list[KamailioProcess] = []
 
     def start(**kw: Any) -> KamailioProcess:
+        if kw.get("tls") is not None:
+            require_kamailio_tls()
         k = KamailioProcess(tmp_path / f"kamailio{len(started)}", **kw)
         started.append(k)
         return k

@@ -94,8 +94,8 @@ def test_a_linphonec_written_rc_loads_with_linphones_meanings(linphonec_rc, capl
     assert any(c.mime == "VP8" for c in config.video_codecs)
     # the keys this phone has no use for: one line listing them all
     (warning,) = config.warnings
-    assert warning.startswith(f"{rc}: ignored unknown keys: ") and "verify_server_certs" in warning
-    assert "[app] (whole section)" in warning and "\n" not in warning
+    assert warning.startswith(f"{rc}: ignored unknown keys: ") and "[misc] prefer_basic_chat_room" in warning
+    assert "[app] (whole section)" in warning and "\n" not in warning and "verify_server_certs" not in warning
     assert [r.getMessage() for r in caplog.records] == [warning]
 
 
