@@ -672,3 +672,19 @@ def write_wav(path: str | os.PathLike, samples: Any, rate: int) -> Path:
         w.setframerate(rate)
         w.writeframes(pcm)
     return Path(path)
+
+
+# --------------------------------------------------------------------------- real-time tests
+
+# Tests whose results depend on having the CPU when the media clock asks for it: speech
+# quality (PESQ), recording that must keep up, loss recovery, sound devices. scripts/test.sh
+# runs them alone, after the others have run on two workers.
+REALTIME = ("media/", "devices/test_video_file.py", "devices/test_pyaudio_")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(__file__).parent
+    for item in items:
+        where = Path(str(item.fspath)).relative_to(root).as_posix()
+        if where.startswith(REALTIME):
+            item.add_marker(pytest.mark.realtime)
