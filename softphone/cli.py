@@ -462,7 +462,7 @@ async def cmd_register(args: argparse.Namespace, config: Config, out: Output) ->
     code = 0
     try:
         if args.once:
-            code = await _registered_once(registrations, changed, stop, args.timeout)
+            code = await _registered_once(registrations, changed, stop, args.timeout, phone.network.tls_failures)
         else:
             await stop.wait()
     finally:
@@ -473,11 +473,15 @@ async def cmd_register(args: argparse.Namespace, config: Config, out: Output) ->
 
 
 async def _registered_once(registrations: list[Any], changed: asyncio.Event, stop: asyncio.Event,
-                           timeout: float) -> int:
-    """Wait until every account is registered or has failed; the exit code says which."""
+                           timeout: float, tls_failures: dict[Any, str]) -> int:
+    """Wait until every account is registered or has failed; the exit code says which (a TLS
+    connection refused on the way is a transport error, said in its own words)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not stop.is_set():
+        if tls_failures:
+            print(f"softphone: {next(iter(tls_failures.values()))}", file=sys.stderr)
+            return TransportError.exit_code
         failed = [r for r in registrations if r.state == "failed"]
         if failed:
             reason = failed[0].last_reason or "registration refused"
