@@ -26,6 +26,7 @@ DEB_PACKAGES=(
 	iputils-ping        # proves the impaired link in the tests
 	xvfb imagemagick xdotool                         # the video window on a virtual display, screenshots
 	dnsmasq-base        # serves NAPTR, SRV and A records for the DNS tests
+	coturn              # STUN and TURN server for the ICE tests
 )
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

@@ -3,12 +3,14 @@ register, and the credentials that go with it (the user agent runs the registrat
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from softphone.config import Config
-from softphone.errors import ConfigError, ParseError
+from softphone.errors import ConfigError, ParseError, UsageError
 from softphone.sip.auth import Credentials
 from softphone.sip.headers import NameAddress
+from softphone.sip.message import Request
 from softphone.sip.uri import SipUri
 
 
@@ -79,3 +81,49 @@ def _for_account(credentials: Credentials, aor: NameAddress, config: Config, ind
         return True
     uri = aor.uri.as_sip()
     return info.username == uri.user and (not info.domain or info.domain == uri.host)
+
+
+# ---------------------------------------------------------------- who we are on the wire
+
+
+def call_target(uri: str | SipUri, account: Account | None) -> SipUri:
+    """A SIP URI, or with an account also ``bob`` / ``bob@domain``."""
+    if isinstance(uri, SipUri):
+        return uri
+    if account is not None:
+        return account.target(uri)
+    try:
+        return SipUri.parse(uri)
+    except ParseError as exc:
+        raise UsageError(f"not a SIP URI: {uri!r} ({exc}); without an account, call a sip: URI") from None
+
+
+def parse_identity(config: Config) -> NameAddress:
+    try:
+        identity = NameAddress.parse(config.sip.contact)
+        identity.uri.as_sip()
+    except ParseError as exc:
+        raise ConfigError(config.path, "sip", "contact", f"not a SIP address: {exc}") from exc
+    return identity
+
+
+def identity_at(identity: NameAddress, host: str, port: int) -> NameAddress:
+    """Who a call without an account is from: ``[sip] contact`` as written, unless it names no
+    real host (the default ``sip:softphone@localhost``): then its user at the address and port
+    the call actually uses, so that the peer can call back."""
+    uri = identity.uri.as_sip()
+    if uri.host.lower() not in ("localhost", "unknown-host"):
+        return identity
+    return NameAddress(dataclasses.replace(uri, host=host, port=None if port == 5060 else port),
+                       identity.display_name)
+
+
+def callee_identity(request: Request, identity: NameAddress) -> NameAddress:
+    """We answer as whoever the caller asked for (the To of the INVITE)."""
+    to = request.to_addr
+    return NameAddress(to.uri, to.display_name or identity.display_name)
+
+
+def party(address: NameAddress) -> str:
+    """Who a call is from or to, for people: the display name and URI, without tags."""
+    return f'"{address.display_name}" <{address.uri}>' if address.display_name else str(address.uri)

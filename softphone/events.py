@@ -195,6 +195,9 @@ def _stream_figures(stream: Mapping[str, Any]) -> str:
         parts.append(f"{stream['fps']:.1f} fps")
     if stream.get("width") and stream.get("height"):
         parts.append(f"{stream['width']}x{stream['height']}")
+    if stream.get("srtp"):
+        failures = stream.get("srtp_auth_failures") or 0
+        parts.append(f"SRTP {stream['srtp']}" + (f" ({failures} failed authentication)" if failures else ""))
     return "  ".join(parts)
 
 

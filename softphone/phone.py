@@ -17,7 +17,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from softphone import __version__
-from softphone.accounts import Account, accounts_from_config
+from softphone.accounts import (
+    Account,
+    accounts_from_config,
+    call_target,
+    callee_identity,
+    identity_at,
+    parse_identity,
+    party,
+)
 from softphone.agent import (
     AgentCommand,
     CallCommand,
@@ -33,7 +41,7 @@ from softphone.call import ALLOW, CallEnded, CallSetup, MediaUpdate, StateChange
 from softphone.call.states import CallResult, Direction, EndCause, Progress
 from softphone.config import Config
 from softphone.config.values import FirewallPolicy, split_dns_server
-from softphone.errors import ConfigError, ParseError, SoftphoneError, TransportError, UsageError
+from softphone.errors import SoftphoneError, TransportError, UsageError
 from softphone.events import (
     CallSummary,
     Incoming,
@@ -46,9 +54,11 @@ from softphone.events import (
     TransferEvent,
 )
 from softphone.media.ringing import RING, RINGBACK, play_cadence, plays_sound, ring_sound
+from softphone.net import ice
 from softphone.net.dns import Locator
-from softphone.net.rtp import RtpPortPair, open_port_pair
+from softphone.net.rtp import open_port_pair
 from softphone.net.sip import SipNetwork, is_unspecified, local_host_name
+from softphone.net.srtp import sdes_settings
 from softphone.net.tls import TlsSettings
 from softphone.net.tls import client_context as tls_client_context
 from softphone.net.tls import server_context as tls_server_context
@@ -58,7 +68,6 @@ from softphone.sdp.negotiate import SessionConfig, StreamConfig
 from softphone.session import CallSession, MediaChoice, stream_summary
 from softphone.sip.dialog import LocalAddress
 from softphone.sip.endpoint import Endpoint, Peer
-from softphone.sip.headers import NameAddress
 from softphone.sip.message import Request
 from softphone.sip.registration import Registration
 from softphone.sip.transaction import Timers
@@ -85,7 +94,7 @@ class Phone:
         self.timers = Timers(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000)
         self.endpoint = Endpoint(self.timers)
         self.user_agent = sip.user_agent or f"softphone/{__version__}"
-        self.identity = _parse_identity(config)
+        self.identity = parse_identity(config)
         self.accounts = accounts_from_config(config)
         self.agent = UserAgent(
             self.endpoint,
@@ -177,7 +186,7 @@ class Phone:
 
     def target(self, uri: str | SipUri) -> SipUri:
         """Who ``call`` would call: a SIP URI, or with an account also ``bob`` / ``bob@domain``."""
-        return _target(uri, self.default_account)
+        return call_target(uri, self.default_account)
 
     def _account_for(self, request: Request) -> Account | None:
         """The account an incoming call was made to: by the To user, else the only one."""
@@ -254,7 +263,8 @@ class Phone:
             local = dataclasses.replace(local, secure=True)
         choice = media or self.media_choice
         ports, session_config = self._media_for(local.sdp_host, choice)
-        identity = via.aor if via is not None else _identity_at(self.identity, local.host, local.port)
+        ports, session_config = await ice.prepare(ports, session_config, self.config.net, self.bind)
+        identity = via.aor if via is not None else identity_at(self.identity, local.host, local.port)
         setup = CallSetup(local, identity, session_config, self.user_agent,
                           via.route if via is not None else (), via.credentials if via is not None else ())
         call_id, commands = self.agent.call(target, setup, peer, self.now(), targets[1:])
@@ -283,14 +293,12 @@ class Phone:
         how it goes; once the peer reports that the target answered, the call ends (BYE)."""
         self._execute(self.agent.transfer(call_id, self.target(target), self.now()))
 
-    def _new_session(self, call_id: str, ports: list[RtpPortPair], choice: MediaChoice) -> CallSession:
+    def _new_session(self, call_id: str, ports: list[ice.MediaPorts], choice: MediaChoice) -> CallSession:
         video_options, bitrate = video_options_for(self.config, choice)
         record = self.agent.calls[call_id]
-        session = CallSession(
-            self, record, ports, audio_options_for(self.config, choice), video_options, bitrate,
-        )
-        session.muted = self.muted
-        session.media_choice = choice
+        session = CallSession(self, record, ports=ports, audio_options=audio_options_for(self.config, choice),
+                              video_options=video_options, video_bitrate=bitrate, muted=self.muted,
+                              media_choice=choice)
         self.sessions[call_id] = session
         return session
 
@@ -319,10 +327,10 @@ class Phone:
         return dataclasses.replace(local, contact_host=net.nat_address, contact_port=local.port,
                                    media_host=net.nat_address)
 
-    def _media_for(self, host: str, choice: MediaChoice) -> tuple[list[RtpPortPair], SessionConfig]:
+    def _media_for(self, host: str, choice: MediaChoice) -> ice.Prepared:
         bind = self.bind if not is_unspecified(self.bind) else ("::" if ":" in host else "0.0.0.0")
-        rtp = self.config.rtp
-        ports = [open_port_pair(bind, rtp.audio_rtp_port)]
+        rtp, srtp = self.config.rtp, (self.config.sip.media_encryption, self.config.sip.media_encryption_mandatory)
+        ports: list[ice.MediaPorts] = [open_port_pair(bind, rtp.audio_rtp_port)]
         streams = [
             StreamConfig(
                 "audio",
@@ -330,6 +338,7 @@ class Phone:
                 codec_specs("audio", self.config, choice.audio_codec),
                 ptime=self.config.sound.ptime,
                 rtcp_mux=rtp.rtcp_mux,
+                **sdes_settings(*srtp),
             )
         ]
         if choice.video and self.config.video.enabled:
@@ -350,7 +359,7 @@ class Phone:
             direction = {(True, True): "sendrecv", (True, False): "sendonly", (False, True): "recvonly",
                          (False, False): "inactive"}[(bool(send), bool(receive))]
             streams.append(StreamConfig("video", ports[1].port, video_codecs, direction=direction,
-                                        bandwidth_kbps=download, rtcp_mux=rtp.rtcp_mux))
+                                        bandwidth_kbps=download, rtcp_mux=rtp.rtcp_mux, **sdes_settings(*srtp)))
         return ports, SessionConfig(host, tuple(streams), username=self.identity.uri.as_sip().user or "-")
 
     # ------------------------------------------------------------ carrying out the agent's commands
@@ -386,6 +395,7 @@ class Phone:
                                         command.sip_code, command.reason, command.new_call_id))
         elif isinstance(command, MediaUpdate):
             self.on_event(MediaNegotiated(session.call_id, tuple(stream_summary(s) for s in command.streams)))
+            session.ice.update(ice.follow_remote(session.ports, command.streams))
             self._spawn(session.apply_media(command.streams, self._media_events(session)))
         else:
             self._spawn(self._teardown(session, command))
@@ -396,7 +406,7 @@ class Phone:
         if change.state == Progress.INCOMING:
             request = session.call.invite
             assert request is not None
-            self.on_event(Incoming(session.call_id, _party(request.from_addr), _party(request.to_addr)))
+            self.on_event(Incoming(session.call_id, party(request.from_addr), party(request.to_addr)))
         if change.state == Progress.TERMINATING:
             self._spawn(session.stop_media())
         self.on_event(StateEvent(session.call_id, change.state, change.sip_code))
@@ -423,25 +433,31 @@ class Phone:
         self.agent.send(command.call_id, command.request, targets[0].peer, self.now(), targets[1:])
         self.network.kick()
 
-    def _on_incoming(self, request: Request, source: Peer) -> None:
+    def _on_incoming(self, request: Request, source: Peer, prepared: ice.Prepared | None = None) -> None:
         account = self._account_for(request)
         local = self._local_address(source.transport, source.host, account)
         if source.transport == "tls" and request.uri.scheme == "sips":
             local = dataclasses.replace(local, secure=True)
         try:
-            ports, session_config = self._media_for(local.sdp_host, self.media_choice)
+            ports, session_config = prepared or self._media_for(local.sdp_host, self.media_choice)
         except TransportError as exc:
             log.warning("incoming call refused: %s", exc)
             self._execute(self.agent.refuse(request, 503, self.now()))
             return
+        if prepared is None and ice.servers_for(self.config.net) is not None:  # ICE candidates first
+            self._spawn(self._incoming_ice(request, source, (ports, session_config)))
+            return
         # requests we send in this dialog (BYE, re-INVITE) may be challenged by the account's proxy
         credentials = account.credentials if account is not None else ()
         setup = CallSetup(
-            local, _callee_identity(request, self.identity), session_config, self.user_agent, (), credentials
+            local, callee_identity(request, self.identity), session_config, self.user_agent, (), credentials
         )
         commands = self.agent.accept(request, setup, source, self.now())
         self._new_session(request.call_id, ports, self.media_choice)
         self._execute(commands)
+
+    async def _incoming_ice(self, request: Request, source: Peer, plain: ice.Prepared) -> None:
+        self._on_incoming(request, source, await ice.prepare(*plain, self.config.net, self.bind, request.body))
 
     def _on_refused(self, refused: CallRefused) -> None:
         request = refused.request
@@ -529,49 +545,6 @@ def _preload_media() -> None:
             importlib.import_module(name)
         except ImportError as exc:  # reported again, clearly, when a call needs it
             log.debug("cannot preload %s: %s", name, exc)
-
-
-def _target(uri: str | SipUri, account: Account | None) -> SipUri:
-    """A SIP URI, or with an account also ``bob`` / ``bob@domain``."""
-    if isinstance(uri, SipUri):
-        return uri
-    if account is not None:
-        return account.target(uri)
-    try:
-        return SipUri.parse(uri)
-    except ParseError as exc:
-        raise UsageError(f"not a SIP URI: {uri!r} ({exc}); without an account, call a sip: URI") from None
-
-
-def _parse_identity(config: Config) -> NameAddress:
-    try:
-        identity = NameAddress.parse(config.sip.contact)
-        identity.uri.as_sip()
-    except ParseError as exc:
-        raise ConfigError(config.path, "sip", "contact", f"not a SIP address: {exc}") from exc
-    return identity
-
-
-def _identity_at(identity: NameAddress, host: str, port: int) -> NameAddress:
-    """Who a call without an account is from: ``[sip] contact`` as written, unless it names no
-    real host (the default ``sip:softphone@localhost``): then its user at the address and port
-    the call actually uses, so that the peer can call back."""
-    uri = identity.uri.as_sip()
-    if uri.host.lower() not in ("localhost", "unknown-host"):
-        return identity
-    return NameAddress(dataclasses.replace(uri, host=host, port=None if port == 5060 else port),
-                       identity.display_name)
-
-
-def _callee_identity(request: Request, identity: NameAddress) -> NameAddress:
-    """We answer as whoever the caller asked for (the To of the INVITE)."""
-    to = request.to_addr
-    return NameAddress(to.uri, to.display_name or identity.display_name)
-
-
-def _party(address: NameAddress) -> str:
-    """Who a call is from or to, for people: the display name and URI, without tags."""
-    return f'"{address.display_name}" <{address.uri}>' if address.display_name else str(address.uri)
 
 
 def incoming_policy(config: Config, **overrides: Any) -> IncomingPolicy:

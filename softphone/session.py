@@ -16,8 +16,10 @@ from softphone.errors import StateError
 from softphone.events import CallSummary
 from softphone.media.audio import AudioOptions, AudioParams, AudioStream
 from softphone.media.quality import QualityListener, QualityMonitor
+from softphone.media.transport import RtpTransport
 from softphone.media.video import VideoOptions, VideoParams, VideoStream
-from softphone.net.rtp import RtpPortPair
+from softphone.net.ice import IceTransport, MediaPorts
+from softphone.net.srtp import SrtpTransport
 from softphone.rtp.quality import QualitySample
 from softphone.sdp.negotiate import NegotiatedStream
 from softphone.sip.endpoint import Peer
@@ -62,7 +64,7 @@ class CallSession:
 
     phone: CallControl
     record: CallRecord
-    ports: list[RtpPortPair] = field(default_factory=list)
+    ports: list[MediaPorts] = field(default_factory=list)  # RTP sockets, or ICE (firewall_policy=ice)
     audio_options: AudioOptions = field(default_factory=AudioOptions)
     video_options: VideoOptions = field(default_factory=VideoOptions)
     video_bitrate: int = 1_000_000
@@ -75,6 +77,8 @@ class CallSession:
     muted: bool = False  # send silence instead of the source
     ringing: asyncio.Task[None] | None = None  # ringback or ring being played
     monitor: QualityMonitor = field(default_factory=QualityMonitor)  # live quality, once a second
+    srtp: dict[str, SrtpTransport] = field(default_factory=dict)  # per stream kind, when SRTP runs
+    ice: dict[str, IceTransport] = field(default_factory=dict)  # per stream kind, when it runs over ICE
     _waiters: list[tuple[Progress, asyncio.Future[None]]] = field(default_factory=list)
     _media_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _media_stopped: bool = False
@@ -185,13 +189,14 @@ class CallSession:
             elif self.audio is None:
                 pair = self.ports[0]
                 await pair.start()
-                self.audio = AudioStream(pair, params, self.audio_options, on_event)
+                self.audio = AudioStream(self._secured(pair, audio), params, self.audio_options, on_event)
                 self.audio.muted = self.muted
                 await self.audio.start()
                 if self.pending_dtmf:
                     self.audio.send_dtmf(self.pending_dtmf)
                     self.pending_dtmf = ""
             else:
+                self._rekey(audio)
                 self.audio.update(params)
             await self._apply_video(streams, on_event)
             if self.audio is not None or self.video is not None:
@@ -210,10 +215,29 @@ class CallSession:
         if self.video is None:
             pair = self.ports[1]
             await pair.start()
-            self.video = VideoStream(pair, params, self.video_options, on_event)
+            self.video = VideoStream(self._secured(pair, stream), params, self.video_options, on_event)
             await self.video.start()
         else:
+            self._rekey(stream)
             self.video.update(params)
+
+    def _secured(self, pair: RtpTransport, stream: NegotiatedStream | None) -> RtpTransport:
+        """The stream's transport: SRTP over ``pair`` when the offer/answer gave keys."""
+        if stream is None or stream.srtp is None:
+            return pair
+        if not self.srtp and self.transport != "tls":
+            # RFC 4568 §8.3: the keys travel in the SDP, so "the signaling protocol MUST provide
+            # confidentiality and integrity"; over UDP or TCP anyone on the path can read them.
+            log.warning("call %s: SRTP keys (SDES) went over %s in the clear; use TLS to keep them secret",
+                        self.call_id, self.transport.upper())
+        secured = SrtpTransport(pair, stream.srtp)
+        self.srtp[stream.kind] = secured
+        return secured
+
+    def _rekey(self, stream: NegotiatedStream | None) -> None:
+        secured = self.srtp.get(stream.kind) if stream is not None else None
+        if secured is not None and stream is not None and stream.srtp is not None:
+            secured.update(stream.srtp)
 
     async def stop_media(self) -> None:
         """Stop sending and receiving for good (the call is ending); counters stay readable."""
@@ -237,6 +261,11 @@ class CallSession:
         """Call ``listener`` with each second's figures while the media runs."""
         self.monitor.listeners.append(listener)
 
+    def ice_summary(self, kind: str) -> dict[str, Any]:
+        """``ice``: the selected candidate pair of a stream over ICE (type host, srflx or relay)."""
+        transport = self.ice.get(kind)
+        return {"ice": transport.summary()} if transport is not None else {}
+
     def summary(self, reason: str | None = None) -> CallSummary:
         streams: dict[str, Any] = {"audio": None, "video": None}
         for stream in self.call.streams:
@@ -248,6 +277,9 @@ class CallSession:
                 info.update(self.video.summary(), media="rtp")
             if info["media"] == "rtp":
                 info.update(self.monitor.overall(stream.kind))
+                info.update(self.ice_summary(stream.kind))
+                if stream.kind in self.srtp:
+                    info.update(self.srtp[stream.kind].stats())
             streams[stream.kind] = info
         call = self.call
         return CallSummary(

@@ -22,7 +22,7 @@ PURE_LOCATIONS = ("agent", "events", "registrations", "targets", "sip", "sdp", "
 FORBIDDEN_IN_PURE = frozenset(
     {"asyncio", "socket", "threading", "time", "av", "numpy", "cv2", "pyaudio"}
 )
-HEAVY = ("av", "numpy", "cv2", "pyaudio", "dns")
+HEAVY = ("av", "numpy", "cv2", "pyaudio", "dns", "pylibsrtp")
 MAX_LINES = 600
 
 

@@ -96,7 +96,7 @@ def _comment_above(key: str) -> str:
     return " ".join(reversed(comment))
 
 
-@pytest.mark.parametrize("value", ["2", "stun", "3", "ICE", "4", "upnp"])
+@pytest.mark.parametrize("value", ["2", "stun", "4", "upnp"])
 def test_firewall_policy_stun_ice_upnp_are_not_supported_yet(value: str) -> None:
     config = loads(f"[net]\nfirewall_policy={value}\n", "n.rc")
     (warning,) = config.warnings
@@ -104,7 +104,8 @@ def test_firewall_policy_stun_ice_upnp_are_not_supported_yet(value: str) -> None
     assert "not supported yet" in _comment_above("firewall_policy")
 
 
-@pytest.mark.parametrize(("value", "policy"), [("0", 0), ("none", 0), ("1", 1), ("NAT_address", 1)])
+@pytest.mark.parametrize(("value", "policy"), [("0", 0), ("none", 0), ("1", 1), ("NAT_address", 1), ("3", 3),
+                                             ("ICE", 3)])
 def test_firewall_policy_by_number_or_name(value: str, policy: int) -> None:
     config = loads(f"[net]\nfirewall_policy={value}\nnat_address=192.0.2.7\n", "n.rc")
     assert config.net.firewall_policy == policy and config.warnings == ()
@@ -114,6 +115,25 @@ def test_firewall_policy_by_number_or_name(value: str, policy: int) -> None:
                                            ("firewall_policy=1\nnat_address=192.0.2.7:5060\n", "nat_address"),
                                            ("firewall_policy=turn\n", "firewall_policy")])
 def test_bad_nat_settings_name_file_section_and_key(text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        loads("[net]\n" + text, "n.rc")
+    assert str(caught.value).startswith(f"n.rc [net] {key}: ")
+
+
+def test_stun_and_turn_servers_are_host_and_port() -> None:
+    config = loads("[net]\nfirewall_policy=ice\nstun_server=stun.example.org\nturn_server=[2001:db8::1]:3479\n"
+                   "turn_username=alice\nturn_password=s3cret\n", "n.rc")
+    net = config.net
+    assert (net.stun_server, net.turn_server) == ("stun.example.org:3478", "[2001:db8::1]:3479")
+    assert (net.turn_username, net.turn_password) == ("alice", "s3cret")
+    assert "s3cret" not in repr(net) and config.warnings == ()
+
+
+@pytest.mark.parametrize(("text", "key"), [("stun_server=host:0\n", "stun_server"),
+                                           ("turn_server=a b\n", "turn_server"),
+                                           ("turn_server=192.0.2.1\n", "turn_username"),
+                                           ("turn_server=192.0.2.1\nturn_username=u\n", "turn_password")])
+def test_bad_stun_and_turn_settings_name_the_key(text: str, key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         loads("[net]\n" + text, "n.rc")
     assert str(caught.value).startswith(f"n.rc [net] {key}: ")

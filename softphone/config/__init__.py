@@ -166,11 +166,14 @@ def _check_unsupported(raw: _Raw, sections: Mapping[str, Any]) -> None:
     net: NetConfig = sections["net"]
     if net.firewall_policy == 1 and not net.nat_address:
         raise raw.invalid("net", "nat_address", "firewall_policy=nat_address (1) needs a nat_address to advertise")
+    if net.turn_server and not (net.turn_username and net.turn_password):
+        key = "turn_password" if net.turn_username else "turn_username"
+        raise raw.invalid("net", key, "turn_server needs turn_username and turn_password (long-term credentials)")
     sip: SipConfig = sections["sip"]
-    if sip.media_encryption != "none":
+    if sip.media_encryption not in ("none", "srtp"):  # srtp: SDES keys (RFC 4568); zrtp and dtls are not done
         if sip.media_encryption_mandatory:
-            message = (f"media_encryption={sip.media_encryption} with media_encryption_mandatory=1: media encryption "
-                       "is not supported yet and calls would go in the clear; set media_encryption=none")
+            message = (f"media_encryption={sip.media_encryption} with media_encryption_mandatory=1: "
+                       f"{sip.media_encryption} is not supported yet and calls would go in the clear; use srtp or none")
             raise raw.invalid("sip", "media_encryption", message)
         raw.warn("sip", "media_encryption", f"{sip.media_encryption} is not supported yet: calls go in the clear")
 

@@ -30,6 +30,7 @@ from softphone.config.values import (
     _parse_media_encryption,
     _parse_mime,
     _parse_nat_address,
+    _parse_server,
     _parse_sip_address,
     _parse_text,
     parse_port_range,
@@ -115,6 +116,10 @@ class NetConfig:
     nat_address: str = ""
     firewall_policy: int = 0
     dns_server: str = ""  # HOST[:PORT] of the DNS server for NAPTR/SRV/A lookups; empty = the system's
+    stun_server: str = ""  # HOST:PORT of the STUN server for server-reflexive ICE candidates
+    turn_server: str = ""  # HOST:PORT of the TURN server for relayed ICE candidates
+    turn_username: str = ""
+    turn_password: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -300,6 +305,10 @@ _NET_KEYS = _keys(
     nat_address=_Key("nat_address", _parse_nat_address),
     firewall_policy=_Key("firewall_policy", _parse_firewall_policy),
     dns_server=_Key("dns_server", _parse_dns_server),
+    stun_server=_Key("stun_server", _parse_server),
+    turn_server=_Key("turn_server", _parse_server),
+    turn_username=_Key("turn_username", _parse_text),
+    turn_password=_Key("turn_password", _parse_text),
 )
 _MISC_KEYS = _keys(
     max_calls=_Key("max_calls", _POSITIVE),
@@ -369,8 +378,9 @@ NOT_SUPPORTED: Mapping[tuple[str, str], str] = {
 
 # Values of a key documented as "not supported yet": (section, key) -> (the values, what they would need).
 NOT_SUPPORTED_VALUES: Mapping[tuple[str, str], tuple[frozenset[object], str]] = {
-    ("net", "firewall_policy"): (frozenset({FirewallPolicy.STUN, FirewallPolicy.ICE, FirewallPolicy.UPNP}),
-                                 "STUN, ICE and uPnP are not supported yet: SIP and SDP carry our own address"),
+    ("net", "firewall_policy"): (frozenset({FirewallPolicy.STUN, FirewallPolicy.UPNP}),
+                                 "STUN without ICE and uPnP are not supported yet: SIP and SDP carry our own "
+                                 "address (firewall_policy=ice gathers STUN and TURN candidates)"),
 }
 
 # The keys each section accepts, as written in the file ("proxy_N" for [proxy_0]...).

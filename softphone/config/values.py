@@ -183,6 +183,33 @@ def split_dns_server(text: str) -> tuple[str, int]:
     return str(address), int(port)
 
 
+STUN_PORT = 3478  # RFC 8489 §9: "the default port for STUN requests is 3478, for both TCP and UDP"
+
+
+def split_server(text: str, default_port: int = STUN_PORT) -> tuple[str, int]:
+    """``[net] stun_server`` / ``turn_server``: HOST[:PORT], HOST an IP address (``[v6]:port``) or a name."""
+    host, port = text, str(default_port)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else (str(default_port) if not rest else "x")
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise _Invalid(f"expected HOST[:PORT] with a port from 1 to 65535, got {text!r}")
+    try:
+        host = _parse_nat_address(host)
+    except _Invalid:
+        raise _Invalid(f"expected HOST[:PORT] with HOST an IP address or a host name, got {text!r}") from None
+    return host, int(port)
+
+
+def _parse_server(text: str) -> str:
+    if not text:
+        return ""
+    host, port = split_server(text)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _parse_dns_server(text: str) -> str:
     if not text:
         return ""

@@ -10,6 +10,8 @@ import logging
 from dataclasses import dataclass, replace
 
 from softphone.errors import SdpError
+from softphone.sdp.crypto import CryptoAttribute, SrtpKeys, answer_crypto, answer_keys, is_secure_profile, offer_profile
+from softphone.sdp.ice import IceDescription, ice_of
 from softphone.sdp.model import (
     Attribute,
     Connection,
@@ -23,7 +25,7 @@ log = logging.getLogger(__name__)
 
 TELEPHONE_EVENT = "telephone-event"
 SUPPORTED_MEDIA = ("audio", "video")
-SUPPORTED_PROTOS = ("RTP/AVP", "RTP/AVPF")
+SUPPORTED_PROTOS = ("RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF")
 FIRST_DYNAMIC_PT = 96
 
 
@@ -59,6 +61,9 @@ class StreamConfig:
     ptime: int | None = None
     bandwidth_kbps: int | None = None
     rtcp_mux: bool = False
+    crypto: tuple[CryptoAttribute, ...] = ()  # SDES (RFC 4568): our key for each suite, preferred first
+    crypto_mandatory: bool = False  # offer RTP/SAVP; refuse a peer without SRTP
+    ice: IceDescription | None = None  # our ICE credentials and candidates (RFC 8839), offered and answered
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,8 @@ class NegotiatedStream:
     remote_fmtp: str | None
     rtcp_fb: tuple[str, ...]
     recv_telephone_event_pt: int | None = None  # the PT the peer sends events with (ours)
+    srtp: SrtpKeys | None = None  # SDES keys (RFC 4568) when the stream is SRTP
+    remote_ice: IceDescription | None = None  # the peer's ICE, when both sides do ICE on this stream
 
 
 # -- helpers ---------------------------------------------------------------
@@ -131,8 +138,7 @@ def _addrtype(address: str) -> str:
 
 
 def _is_unsupported_proto(proto: str) -> bool:
-    upper = proto.upper()
-    return "SAVP" in upper or "TLS" in upper or upper not in SUPPORTED_PROTOS
+    return proto.upper() not in SUPPORTED_PROTOS
 
 
 def _codec_matches(
@@ -260,14 +266,16 @@ def _offer_media(stream: StreamConfig, address: str) -> MediaDescription:
     formats = tuple(str(pt) for pt, _ in numbered) or ("0",)
     if stream.port == 0:
         return MediaDescription(stream.kind, 0, "RTP/AVP", formats)
-    attrs: list[Attribute] = []
+    attrs: list[Attribute] = [Attribute("crypto", str(c)) for c in stream.crypto]
     for pt, codec in numbered:
         attrs.extend(_codec_attributes(pt, codec, codec.fmtp, codec.rtcp_fb))
     if stream.rtcp_mux:
         attrs.append(Attribute("rtcp-mux"))
+    if stream.ice is not None:
+        attrs.extend(stream.ice.attributes())
     attrs.extend(_media_attributes(stream, address, stream.direction))
     return MediaDescription(
-        stream.kind, stream.port, "RTP/AVP", formats,
+        stream.kind, stream.port, offer_profile("RTP/AVP", stream.crypto, stream.crypto_mandatory), formats,
         bandwidths=_bandwidths(stream), attributes=tuple(attrs),
     )
 
@@ -368,14 +376,20 @@ def _accept(
         offered = [m.rtpmap(pt) for pt in m.payload_types]
         names = ", ".join(f"{r[0]}/{r[1]}" for r in offered if r) or " ".join(m.formats)
         return f"no common codec (offered {names})"
+    keys = answer_crypto(m.attributes_named("crypto"), m.proto, stream.crypto, stream.crypto_mandatory)
+    if isinstance(keys, str):
+        return keys
     listed = media + ([event] if event else [])
     direction = _answer_direction(offer, index, stream.direction)
-    attrs: list[Attribute] = []
+    attrs: list[Attribute] = [Attribute("crypto", str(keys[0]))] if keys[0] is not None else []
     for match in listed:
         attrs.extend(_codec_attributes(match.pt, match.codec, match.codec.fmtp, match.rtcp_fb))
     mux = m.rtcp_mux and stream.rtcp_mux
     if mux:
         attrs.append(Attribute("rtcp-mux"))
+    remote_ice = ice_of(offer, index) if stream.ice is not None else None
+    if remote_ice is not None and stream.ice is not None:
+        attrs.extend(stream.ice.attributes())
     attrs.extend(_media_attributes(stream, cfg.address, direction))
     answer_m = MediaDescription(
         m.media, stream.port, m.proto, tuple(str(c.pt) for c in listed),
@@ -392,7 +406,7 @@ def _accept(
         recv_telephone_event_pt=event.pt if event else None,
         ptime=m.ptime or stream.ptime, rtcp_mux=mux,
         remote_bandwidth_kbps=offer.bandwidth_kbps(index),
-        remote_fmtp=best.remote_fmtp, rtcp_fb=best.rtcp_fb,
+        remote_fmtp=best.remote_fmtp, rtcp_fb=best.rtcp_fb, remote_ice=remote_ice, srtp=keys[1],
     )
     return answer_m, result
 
@@ -456,6 +470,9 @@ def _process_stream(
         raise SdpError(f"m-line {index}: answer has {answer_m.media}, offer had {offer_m.media}")
     if offer_m.port == 0 or answer_m.port == 0:
         return _declined(index, offer_m, offer_m.port)
+    if is_secure_profile(answer_m.proto) != is_secure_profile(offer_m.proto):
+        raise SdpError(f"m-line {index}: answer has transport {answer_m.proto}, offer had {offer_m.proto}")
+    srtp = answer_keys(offer_m.attributes_named("crypto"), offer_m.proto, answer_m.attributes_named("crypto"))
     pairs: list[tuple[int, int, tuple[str, int, int]]] = []   # (answer pt, offer pt, rtpmap)
     for pt in answer_m.payload_types:
         rtpmap = answer_m.rtpmap(pt)
@@ -494,6 +511,7 @@ def _process_stream(
         ptime=answer_m.ptime or offer_m.ptime, rtcp_mux=mux,
         remote_bandwidth_kbps=answer.bandwidth_kbps(index),
         remote_fmtp=answer_m.fmtp(send_pt), rtcp_fb=fb,
+        remote_ice=ice_of(answer, index) if offer_m.has_attribute("ice-ufrag") else None, srtp=srtp,
     )
 
 

@@ -203,6 +203,7 @@ class BaresipPeer:
         video_codecs: str | list[str] | tuple[str, ...] | None = None,
         video_size: tuple[int, int] = (352, 288),
         video_fps: float = 25.0,
+        mediaenc: str | None = None,
     ) -> None:
         if mode not in ("answer", "call"):
             raise ValueError(f"mode must be 'answer' or 'call', not {mode!r}")
@@ -228,6 +229,7 @@ class BaresipPeer:
         self.video = video or bool(self.video_codecs)
         self.video_size = video_size
         self.video_fps = video_fps
+        self.mediaenc = mediaenc  # "srtp", "srtp-mand", ...: load srtp.so, set the account's mediaenc
         self.uri = f"sip:{user}@{ip}:{self.sip_port}"
         if isinstance(codecs, str):
             codecs = [c for c in codecs.split(",") if c]
@@ -269,8 +271,12 @@ class BaresipPeer:
         }
         for k, v in values.items():
             text = text.replace(f"@{k}@", v)
+        if self.mediaenc:
+            text += "\nmodule\t\t\tsrtp.so\n"
         (self.workdir / "config").write_text(text)
         params = ";regint=0;answermode=" + ("auto" if self.mode == "answer" else "manual")
+        if self.mediaenc:
+            params += f";mediaenc={self.mediaenc}"
         if self.codecs:
             params += ";audio_codecs=" + ",".join(self.codecs)
         if self.video_codecs:
@@ -497,8 +503,8 @@ class BaresipPeer:
 def baresip_peer(tmp_path: Path) -> Iterator[Callable[..., BaresipPeer]]:
     """Factory: baresip_peer(mode="answer"|"call", *, codecs=None, tone_hz=880, dial=None,
     hangup_after=0, quit_after_calls=None, max_time=60, user="bob", ip="127.0.0.1",
-    video=False, video_codecs=None, video_size=(352, 288), video_fps=25)
-    -> a started BaresipPeer.
+    video=False, video_codecs=None, video_size=(352, 288), video_fps=25, mediaenc=None)
+    -> a started BaresipPeer.  mediaenc ("srtp", "srtp-mand"): SRTP with SDES (srtp.so).
 
     answer: auto-answers every call (its URI is ``peer.uri``).  call: dials `dial`
     at once.  codecs: names ("opus", "PCMU", "G722") or baresip's full

@@ -438,6 +438,10 @@ class Peer:
         # no re-INVITE after an answer that lists several codecs (a plain UA
         # does not send one; sipp scenarios do not expect it)
         acfg.mediaConfig.lockCodecEnabled = False
+        if a.srtp:  # SDES SRTP; mandatory: RTP/SAVP offered, offers without crypto refused
+            acfg.mediaConfig.srtpUse = {"optional": pj.PJMEDIA_SRTP_OPTIONAL,
+                                        "mandatory": pj.PJMEDIA_SRTP_MANDATORY}[a.srtp]
+            acfg.mediaConfig.srtpSecureSignaling = 0
         self.acc = PeerAccount(self)
         self.acc.create(acfg)
         self.acc_uri = acfg.idUri
@@ -604,6 +608,7 @@ def main():
     p.add_argument("--transfer-after", type=float, default=1.0, help="seconds after CONFIRMED")
     p.add_argument("--expect-hz", type=float, default=0.0)
     p.add_argument("--clock-rate", type=int, default=16000)
+    p.add_argument("--srtp", choices=("optional", "mandatory"), help="SRTP with SDES keys (srtpUse)")
     p.add_argument("--log-level", type=int, default=0, help="pjsua log level on stderr (0-6)")
     args = p.parse_args()
     if ":" in args.ip:

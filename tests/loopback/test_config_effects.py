@@ -234,22 +234,31 @@ def test_misc_json_prints_json_lines(tmp_path: Path) -> None:
     assert lines and all(isinstance(json.loads(line), dict) for line in lines)
 
 
-def test_media_encryption_mandatory_refuses_to_start(tmp_path: Path) -> None:
-    rc = tmp_path / "srtp.rc"
-    rc.write_text("[sip]\nmedia_encryption=srtp\nmedia_encryption_mandatory=1\n")
+def test_media_encryption_zrtp_mandatory_refuses_to_start(tmp_path: Path) -> None:
+    rc = tmp_path / "zrtp.rc"
+    rc.write_text("[sip]\nmedia_encryption=zrtp\nmedia_encryption_mandatory=1\n")
     result = _run_cli(rc, "devices")
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"softphone: {rc} [sip] media_encryption: ") and "in the clear" in line
 
 
-def test_media_encryption_without_mandatory_warns_that_calls_go_in_the_clear(tmp_path: Path) -> None:
-    rc = tmp_path / "srtp.rc"
-    rc.write_text("[sip]\nmedia_encryption=srtp\n")
+def test_media_encryption_dtls_without_mandatory_warns_that_calls_go_in_the_clear(tmp_path: Path) -> None:
+    rc = tmp_path / "dtls.rc"
+    rc.write_text("[sip]\nmedia_encryption=dtls\n")
     result = _run_cli(rc, "devices")
     assert result.returncode == 0
     warnings = [line for line in result.stderr.splitlines() if "media_encryption" in line]
     assert len(warnings) == 1 and "calls go in the clear" in warnings[0]
+
+
+@pytest.mark.parametrize("mandatory", ["0", "1"])
+def test_media_encryption_srtp_starts_without_warning(tmp_path: Path, mandatory: str) -> None:
+    rc = tmp_path / "srtp.rc"
+    rc.write_text(f"[sip]\nmedia_encryption=srtp\nmedia_encryption_mandatory={mandatory}\n")
+    result = _run_cli(rc, "devices")
+    assert result.returncode == 0, result.stderr
+    assert "media_encryption" not in result.stderr
 
 
 # ---------------------------------------------------------------- video keys on a running stream

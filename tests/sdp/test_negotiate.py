@@ -374,7 +374,7 @@ def test_offer_without_media_is_an_sdp_error() -> None:
 
 
 def test_only_secure_media_is_an_sdp_error() -> None:
-    with pytest.raises(SdpError, match="unsupported transport RTP/SAVP"):
+    with pytest.raises(SdpError, match="RTP/SAVP needs SRTP"):
         answer(HEAD + "m=audio 5000 RTP/SAVP 0\r\n")
 
 
