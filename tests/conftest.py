@@ -59,39 +59,53 @@ def _bindable(host: str, port: int, kinds: tuple[int, ...]) -> bool:
             s.close()
 
 
+def _port_pool() -> range:
+    """This test process's own ports: a slice, one per pytest-xdist worker, of the ports
+    below the kernel's ephemeral range. The kernel never hands those to a socket bound to
+    port 0 or to an outgoing connection, and two workers never share one, so a port chosen
+    here is still free when the peer binds it a moment later."""
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    low, high = 20000, max(20000 + 1000, ephemeral_low)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    size = (high - low) // max(1, workers)
+    return range(low + worker * size, low + (worker + 1) * size)
+
+
+_POOL = _port_pool()
+_next_port = [_POOL.start]
+
+
+def _claim(host: str, count: int, kinds: tuple[int, ...], even: bool = False) -> int:
+    """The next run of ``count`` ports from this process's pool, each bindable for ``kinds``."""
+    with _port_lock:
+        for _ in range(len(_POOL)):
+            port = _next_port[0]
+            if even and port % 2:
+                port += 1
+            if port + count > _POOL.stop:
+                port = _POOL.start  # wrapped round: ports handed out stay taken
+            _next_port[0] = port + count
+            ports = [(host, p) for p in range(port, port + count)]
+            if any(p in _handed_out for p in ports):
+                continue
+            if all(_bindable(host, p, kinds) for _, p in ports):
+                _handed_out.update(ports)
+                return port
+    raise RuntimeError(f"no free run of {count} ports on {host} in {_POOL.start}..{_POOL.stop - 1}")
+
+
 def free_port(kind: str = "udp", host: str = "127.0.0.1") -> int:
     """A port number free for both UDP and TCP on `host` (never the same twice per run)."""
-    first = socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM
-    other = socket.SOCK_STREAM if kind == "udp" else socket.SOCK_DGRAM
-    for _ in range(200):
-        with socket.socket(_family(host), first) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        with _port_lock:
-            if (host, port) in _handed_out:
-                continue
-            if _bindable(host, port, (first, other)):
-                _handed_out.add((host, port))
-                return port
-    raise RuntimeError(f"no free UDP+TCP port on {host}")
+    return _claim(host, 1, (socket.SOCK_DGRAM, socket.SOCK_STREAM))
 
 
 def free_rtp_port(host: str = "127.0.0.1", count: int = 4) -> int:
     """An even port P with P .. P+count-1 free for UDP (RTP/RTCP of audio and video)."""
-    for _ in range(500):
-        with socket.socket(_family(host), socket.SOCK_DGRAM) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1] & ~1
-        if port + count > 65535:
-            continue
-        with _port_lock:
-            ports = [(host, p) for p in range(port, port + count)]
-            if any(p in _handed_out for p in ports):
-                continue
-            if all(_bindable(host, p, (socket.SOCK_DGRAM,)) for _, p in ports):
-                _handed_out.update(ports)
-                return port
-    raise RuntimeError(f"no free run of {count} UDP ports on {host}")
+    return _claim(host, count, (socket.SOCK_DGRAM,), even=True)
 
 
 # --------------------------------------------------------------------------- processes

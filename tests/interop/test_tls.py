@@ -103,7 +103,8 @@ def test_registration_keeps_its_tls_flow_alive_and_kamailio_refuses_a_client_wit
     assert anonymous.wait(30) == 3, anonymous.describe()  # a transport error, in the TLS failure's words
     assert not anonymous.find_events("registration", state="registered")
     last = anonymous.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"softphone: TLS: handshake with 127.0.0.1:{registrar.tls_port} failed: "), last
+    # the handshake fails, or the server closes the connection at once: either way a TLS line
+    assert last.startswith("softphone: TLS: ") and f"127.0.0.1:{registrar.tls_port}" in last, last
 
 
 # ----------------------------------------------------------------------------- softphone to softphone
