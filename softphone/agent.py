@@ -13,7 +13,6 @@ to a call (481 when there is none) or to the out-of-dialog answers.
 
 from __future__ import annotations
 
-import fnmatch
 import heapq
 import logging
 from collections.abc import Iterable, Sequence
@@ -35,6 +34,8 @@ from softphone.call import (
 )
 from softphone.call import transfer as transfers
 from softphone.call.states import CallState, Direction, EndCause, Progress, TransferState
+from softphone.callers import Decision, admit
+from softphone.callers import IncomingPolicy as IncomingPolicy  # where the phone and tests find it
 from softphone.errors import ParseError, StateError
 from softphone.registrations import RegistrationOutput, RegistrationSet
 from softphone.sip.dialog import random_token
@@ -67,18 +68,6 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()  # option tags of Require we 
 BYE_GRACE_T1 = 8  # how long (in T1) a BYE may go unanswered before the call counts as over: 4 s by default
 LINGER_T1 = 64  # how long an ended call is kept for late retransmissions (Timer J/H: 64*T1)
 TRANSFERRED_T1 = 8  # how long (in T1) a transferor may take to hang up after a successful transfer: 4 s
-
-
-@dataclass(frozen=True)
-class IncomingPolicy:
-    """What to do with incoming calls."""
-
-    auto_answer: bool = False
-    delay: float = 0.0  # seconds of ringing before an automatic answer
-    allow: tuple[str, ...] = ()  # fnmatch patterns on the caller's URI; empty = everyone
-    max_calls: int = 10
-    reject: int | None = None  # answer every INVITE with this final code
-    ring_timeout: float = 30.0  # seconds an unanswered call rings before 480 (0 = forever)
 
 
 class CallTimer(StrEnum):
@@ -575,11 +564,11 @@ class UserAgent:
             return self.refuse(request, 480, now, EndCause.UNAVAILABLE)
         if policy.reject is not None:
             return self.refuse(request, policy.reject, now, EndCause.POLICY)
-        caller = str(request.from_addr.uri)
-        if policy.allow and not any(
-            fnmatch.fnmatch(caller, p) or fnmatch.fnmatch(caller.split(":", 1)[-1], p) for p in policy.allow
-        ):
-            log.info("call from %s (%s:%s) refused: not in the allow list", caller, source.host, source.port)
+        admission = admit(request, source, now, policy)  # who may call (softphone.callers)
+        if admission.decision == Decision.CHALLENGE:  # RFC 3261 §22.1: a 401; the caller sends a new INVITE
+            self._respond(request, 401, now, admission.headers, "Unauthorized")
+            return []
+        if admission.decision == Decision.REFUSE:
             return self.refuse(request, 403, now, EndCause.NOT_ALLOWED)
         if self.active_calls() >= policy.max_calls:
             return self.refuse(request, 486, now, EndCause.BUSY)

@@ -124,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     answer = add_parser("answer", help="wait for incoming calls")
     answer.add_argument("--auto", action="store_true", help="answer every call")
     answer.add_argument("--delay", type=_seconds, default=None, metavar="S", help="answer after S seconds of ringing")
-    answer.add_argument("--allow", nargs="+", default=[], metavar="PATTERN", help="only accept callers matching these")
+    answer.add_argument("--allow", nargs="+", default=[], metavar="PATTERN",
+                        help="only accept callers matching these (the authenticated user when there is one)")
+    answer.add_argument("--deny", nargs="+", default=[], metavar="PATTERN", help="refuse callers matching these")
     answer.add_argument("--max-calls", type=int, metavar="N", help="simultaneous calls; more get 486 Busy Here")
     answer.add_argument("--once", action="store_true", help="exit after the first call ends")
     answer.add_argument("--reject", type=int, metavar="CODE", help="answer every call with this final status")
@@ -380,6 +382,7 @@ def _exit_code(summary: CallSummary) -> int:
 
 
 async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> int:
+    from softphone.callers import open_door
     from softphone.phone import Phone, incoming_policy
 
     if args.reject is not None and not 300 <= args.reject <= 699:
@@ -413,11 +416,14 @@ async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> i
                 stop.set()
 
     phone = Phone(config, bind=args.bind, on_event=on_event)
-    given = {"delay": args.delay, "max_calls": args.max_calls}
-    phone.policy = incoming_policy(config, allow=tuple(args.allow), reject=args.reject,
+    given = {"delay": args.delay, "max_calls": args.max_calls, "allow": tuple(args.allow) or None}
+    phone.policy = incoming_policy(config, reject=args.reject,
                                    **{key: value for key, value in given.items() if value is not None})
+    phone.policy = dataclasses.replace(phone.policy, deny=phone.policy.deny + tuple(args.deny))
     if args.auto:
         phone.policy = dataclasses.replace(phone.policy, auto_answer=True)
+    if (warning := open_door(phone.policy, phone.bind)) is not None:
+        log.warning("%s", warning)
     phone.media_choice = media
     if not phone.policy.auto_answer and args.reject is None and _on_terminal(args):
         from softphone.shell import AnswerQuestion

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from softphone import __version__
 from softphone.accounts import (
     Account,
     accounts_from_config,
@@ -39,7 +38,8 @@ from softphone.agent import (
 )
 from softphone.call import ALLOW, CallEnded, CallSetup, MediaUpdate, StateChanged, TransferUpdate
 from softphone.call.states import CallResult, Direction, EndCause, Progress
-from softphone.config import Config
+from softphone.config import DEFAULT_USER_AGENT, Config
+from softphone.config.private import split_patterns, verifier_for
 from softphone.config.values import FirewallPolicy, split_dns_server
 from softphone.errors import SoftphoneError, TransportError, UsageError
 from softphone.events import (
@@ -53,6 +53,7 @@ from softphone.events import (
     StateEvent,
     TransferEvent,
 )
+from softphone.guard import Guard, Limits
 from softphone.media.ringing import RING, RINGBACK, play_cadence, plays_sound, ring_sound
 from softphone.net import ice
 from softphone.net.dns import Locator
@@ -93,7 +94,7 @@ class Phone:
         sip = config.sip
         self.timers = Timers(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000)
         self.endpoint = Endpoint(self.timers)
-        self.user_agent = sip.user_agent or f"softphone/{__version__}"
+        self.user_agent = sip.user_agent or DEFAULT_USER_AGENT
         self.identity = parse_identity(config)
         self.accounts = accounts_from_config(config)
         self.agent = UserAgent(
@@ -104,6 +105,9 @@ class Phone:
             domains=[a.domain for a in self.accounts] + [self.identity.uri.as_sip().host, local_host_name()],
             keepalive_period=sip.keepalive_period_ms / 1000,
         )
+        self.guard = Guard(Limits(rate=sip.max_requests_per_second, burst=sip.request_burst,
+                                  max_transactions=sip.max_transactions, max_dialogs=sip.max_dialogs))
+        self.guard.protect(self.endpoint, self.agent.calls, self.user_agent)
         self.media_choice = MediaChoice()
         self.muted = False  # new calls start muted too (the shell's ``mute``)
         self.sessions: dict[str, CallSession] = {}
@@ -549,11 +553,15 @@ def _preload_media() -> None:
 
 def incoming_policy(config: Config, **overrides: Any) -> IncomingPolicy:
     """The incoming-call policy the config asks for ([sip] auto_answer, auto_answer_delay,
-    inc_timeout; [misc] max_calls), with the caller's overrides (command-line options)."""
+    inc_timeout, auto_answer_allow, auto_answer_deny, require_auth; [misc] max_calls), with
+    the caller's overrides (command-line options)."""
     policy = IncomingPolicy(
         auto_answer=config.sip.auto_answer,
         delay=config.sip.auto_answer_delay_ms / 1000,
         max_calls=config.misc.max_calls,
         ring_timeout=float(config.sip.inc_timeout),
+        allow=split_patterns(config.sip.auto_answer_allow),
+        deny=split_patterns(config.sip.auto_answer_deny),
+        verifier=verifier_for(config),
     )
     return dataclasses.replace(policy, **overrides)

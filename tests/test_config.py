@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from softphone import __version__
 from softphone.config import (
     SECTION_KEYS,
     AuthInfo,
@@ -255,7 +254,7 @@ def test_t2_below_t1_is_an_error() -> None:
 
 
 def test_user_agent_default_has_the_version() -> None:
-    assert default_config().sip.user_agent == f"softphone/{__version__}"
+    assert default_config().sip.user_agent == "softphone"
 
 
 @pytest.mark.parametrize(

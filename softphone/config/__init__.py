@@ -184,6 +184,8 @@ def _check(raw: _Raw, sip: SipConfig, proxies: tuple[ProxyConfig, ...]) -> None:
     if proxies and sip.default_proxy >= len(proxies):
         message = f"expected -1 or a [proxy_N] index 0..{len(proxies) - 1}, got {sip.default_proxy}"
         raise raw.invalid("sip", "default_proxy", message)
+    if sip.require_auth and not sip.users_file:
+        raise raw.invalid("sip", "require_auth", "require_auth=1 needs a users_file to check callers against")
 
 
 def loads(text: str, path: str | None = "<string>") -> Config:
@@ -212,7 +214,13 @@ def load(path: str | os.PathLike[str]) -> Config:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(name, None, None, f"cannot read: not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    return loads(text, name)
+    config = loads(text, name)
+    from softphone.config.private import exposure_warning, holds_password
+
+    warning = exposure_warning(name, "a password") if holds_password(config) else None
+    if warning is not None:  # about the file, not its content: logged, not among config.warnings
+        logger.warning("%s", warning)
+    return config
 
 
 def default_config() -> Config:

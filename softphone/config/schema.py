@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from softphone import __version__
 from softphone.config.values import (
     FirewallPolicy,
     _float_in,
@@ -40,7 +39,7 @@ from softphone.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_USER_AGENT = f"softphone/{__version__}"
+DEFAULT_USER_AGENT = "softphone"  # no version: scanners fingerprint it
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,15 @@ class SipConfig:
     tls_key: str = ""
     verify_server_certs: bool = True
     verify_server_cn: bool = True
+    auto_answer_allow: str = ""  # patterns of callers let in, separated by spaces or commas; empty = everyone
+    auto_answer_deny: str = ""  # patterns of callers always refused
+    require_auth: bool = False  # incoming calls must answer a digest challenge (401)
+    users_file: str = ""  # the users that may authenticate: user:password or user:realm:ha1 per line
+    auth_realm: str = ""  # the realm of our challenges; empty = the host of contact
+    max_requests_per_second: int = 20
+    request_burst: int = 50
+    max_transactions: int = 1000
+    max_dialogs: int = 1000
 
 
 @dataclass(frozen=True)
@@ -267,6 +275,15 @@ _SIP_KEYS = _keys(
     tls_key=_Key("tls_key", _parse_text),
     verify_server_certs=_Key("verify_server_certs", _parse_bool),
     verify_server_cn=_Key("verify_server_cn", _parse_bool),
+    auto_answer_allow=_Key("auto_answer_allow", _parse_text),
+    auto_answer_deny=_Key("auto_answer_deny", _parse_text),
+    require_auth=_Key("require_auth", _parse_bool),
+    users_file=_Key("users_file", _parse_text),
+    auth_realm=_Key("auth_realm", _parse_text),
+    max_requests_per_second=_Key("max_requests_per_second", _NON_NEGATIVE),
+    request_burst=_Key("request_burst", _POSITIVE),
+    max_transactions=_Key("max_transactions", _NON_NEGATIVE),
+    max_dialogs=_Key("max_dialogs", _NON_NEGATIVE),
 )
 _RTP_KEYS = _keys(
     audio_rtp_port=_Key("audio_rtp_port", parse_port_range, _format_range),

@@ -11,10 +11,11 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from softphone.errors import ParseError
+from softphone.sip.dialog import random_token
 from softphone.sip.headers import add_tag
 from softphone.sip.malformed import bad_request, salvage_headers
 from softphone.sip.message import Headers, Message, MessageParseError, Request, Response, parse_message
@@ -156,6 +157,17 @@ class MessageDropped:
 
 Event = RequestReceived | AckReceived | ResponseReceived | TransactionTimedOut | AnswerTimedOut | MessageDropped
 
+@dataclass(frozen=True)
+class Refusal:
+    """What ``Endpoint.admit`` says of a new request it does not let in: answered
+    ``status`` statelessly (with ``headers``), or dropped unanswered when ``status`` is None."""
+
+    status: int | None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+Admission = Callable[[Request, Peer, float], Refusal | None]
+
 ClientTransaction = ClientInviteTransaction | ClientNonInviteTransaction
 ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
 
@@ -183,6 +195,10 @@ class Endpoint:
     _outbox: list[Outgoing] = field(default_factory=list)
     _deadlines: list[tuple[float, int, str, tuple[object, ...]]] = field(default_factory=list)
     _sequence: int = 0
+    admit: Admission | None = None  # asked about each new request (not ACK) before it gets a transaction
+
+    def server_transactions(self) -> int:
+        return len(self._servers)
 
     # ------------------------------------------------------------ inbound
 
@@ -224,6 +240,12 @@ class Endpoint:
             if answer is not None:
                 answer.retransmission.ack_received()  # its heap entry goes stale
             return [AckReceived(request, source)]
+        refusal = self.admit(request, source, now) if self.admit is not None else None
+        if refusal is not None:
+            if refusal.status is not None:  # answered without a transaction: it costs no memory
+                response = build_response(request, refusal.status, to_tag=random_token(), extra=refusal.headers)
+                self._outbox.append(Outgoing(bytes(response), _response_peer(request, source)))
+            return [MessageDropped(f"refused {request.method} ({refusal.status or 'dropped'})", source)]
         transaction: ServerTransaction
         if request.method == "INVITE":
             transaction = ServerInviteTransaction(request, reliable=source.reliable, timers=self.timers, now=now)

@@ -353,6 +353,10 @@ def _split_lines(data: bytes, pos: int, ctx: _Context) -> tuple[list[str], int]:
             return lines, pos
         if len(raw) > MAX_HEADER_LINE:
             raise ctx.error(f"header line longer than {MAX_HEADER_LINE} characters", "Header Too Long")
+        if b"\r" in raw:
+            # a CR is allowed only as part of a line's CRLF (RFC 3261 §7.3.1): one left
+            # inside a value would be copied into our answers and break their framing
+            raise ctx.error("bare CR inside a header line", "Bad Header Line")
         if len(lines) > MAX_HEADER_LINES:
             raise ctx.error(f"more than {MAX_HEADER_LINES} header lines", "Too Many Headers")
         try:

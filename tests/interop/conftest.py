@@ -204,6 +204,7 @@ class BaresipPeer:
         video_size: tuple[int, int] = (352, 288),
         video_fps: float = 25.0,
         mediaenc: str | None = None,
+        auth_pass: str | None = None,
     ) -> None:
         if mode not in ("answer", "call"):
             raise ValueError(f"mode must be 'answer' or 'call', not {mode!r}")
@@ -230,6 +231,7 @@ class BaresipPeer:
         self.video_size = video_size
         self.video_fps = video_fps
         self.mediaenc = mediaenc  # "srtp", "srtp-mand", ...: load srtp.so, set the account's mediaenc
+        self.auth_pass = auth_pass  # the account's digest password (answers 401/407 challenges)
         self.uri = f"sip:{user}@{ip}:{self.sip_port}"
         if isinstance(codecs, str):
             codecs = [c for c in codecs.split(",") if c]
@@ -277,6 +279,8 @@ class BaresipPeer:
         params = ";regint=0;answermode=" + ("auto" if self.mode == "answer" else "manual")
         if self.mediaenc:
             params += f";mediaenc={self.mediaenc}"
+        if self.auth_pass is not None:
+            params += f";auth_pass={self.auth_pass}"
         if self.codecs:
             params += ";audio_codecs=" + ",".join(self.codecs)
         if self.video_codecs:
