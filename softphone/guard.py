@@ -31,8 +31,8 @@ class Limits:
 
     rate: float = 20.0  # out-of-dialog requests per second a source may send, on average
     burst: int = 50  # how many it may send at once
-    max_transactions: int = 1000  # server transactions at once, every source together
-    max_dialogs: int = 1000  # calls in the table (lingering ones included)
+    max_transactions: int = 10000  # server transactions at once (completed ones wait 32 s), all sources
+    max_dialogs: int = 1000  # calls in progress (ended ones, lingering for retransmissions, are not counted)
     retry_after: int = 5  # seconds, in the 503's Retry-After
     max_sources: int = 4096  # sources remembered at once
 
@@ -151,14 +151,16 @@ class Guard:
 
     # ------------------------------------------------------------ in front of an endpoint
 
-    def protect(self, endpoint: Endpoint, calls: Collection[str], server: str | None = None) -> None:
+    def protect(self, endpoint: Endpoint, calls: Collection[str], server: str | None = None,
+                live: Callable[[], int] | None = None) -> None:
         """Check every new request ``endpoint`` receives before it gets a transaction;
-        ``calls`` holds the Call-IDs of the calls that are ours (never limited)."""
-        endpoint.admit = self.admission(endpoint, calls, server)
+        ``calls`` holds the Call-IDs of the calls that are ours (never limited), ``live``
+        counts those in progress (default: all of them)."""
+        endpoint.admit = self.admission(endpoint, calls, server, live)
 
-    def admission(self, endpoint: Endpoint, calls: Collection[str], server: str | None = None) -> Callable[
-        [Request, Peer, float], Refusal | None
-    ]:
+    def admission(self, endpoint: Endpoint, calls: Collection[str], server: str | None = None,
+                  live: Callable[[], int] | None = None) -> Callable[[Request, Peer, float], Refusal | None]:
+        in_progress = live or calls.__len__
         retry = ("Retry-After", str(self.limits.retry_after))
         headers = (retry, ("Server", server)) if server else (retry,)
 
@@ -166,7 +168,7 @@ class Guard:
             if request.call_id in calls:
                 return None  # inside a call of ours (or a CANCEL of its INVITE)
             verdict = self.check(source.host, now, transactions=endpoint.server_transactions(),
-                                 dialogs=len(calls),
+                                 dialogs=in_progress(),
                                  invite=request.method == "INVITE")
             if verdict == Verdict.ADMIT:
                 return None

@@ -107,7 +107,7 @@ class Phone:
         )
         self.guard = Guard(Limits(rate=sip.max_requests_per_second, burst=sip.request_burst,
                                   max_transactions=sip.max_transactions, max_dialogs=sip.max_dialogs))
-        self.guard.protect(self.endpoint, self.agent.calls, self.user_agent)
+        self.guard.protect(self.endpoint, self.agent.calls, self.user_agent, live=self.agent.active_calls)
         self.media_choice = MediaChoice()
         self.muted = False  # new calls start muted too (the shell's ``mute``)
         self.sessions: dict[str, CallSession] = {}

@@ -41,9 +41,10 @@ def statuses(agent: UserAgent) -> list[int]:
 
 
 def guarded_agent(limits: Limits) -> tuple[UserAgent, Guard]:
+    """An agent with a guard wired as the phone wires it: the dialog cap counts calls in progress."""
     agent = UserAgent(Endpoint(Timers()), user_agent="test", policy=IncomingPolicy(auto_answer=True, max_calls=5000))
     guard = Guard(limits)
-    guard.protect(agent.endpoint, agent.calls, "test")
+    guard.protect(agent.endpoint, agent.calls, "test", live=agent.active_calls)
     return agent, guard
 
 
@@ -157,6 +158,24 @@ def test_a_dialog_cap_refuses_new_invites_with_503() -> None:
     assert 503 in codes and len(agent.calls) == 2
     agent.receive(request("OPTIONS", CALLER, 9), CALLER, 0.0)  # not an INVITE: still answered
     assert statuses(agent) == [200]
+
+
+def test_ended_calls_lingering_for_retransmissions_do_not_count_against_the_dialog_cap() -> None:
+    agent, _ = guarded_agent(Limits(rate=0, max_dialogs=2))
+    for n in range(2):
+        for command in agent.receive(request("INVITE", CALLER, n), CALLER, 0.0):
+            if isinstance(command, IncomingCall):
+                agent.accept(command.request, setup_for("phone", 5060, 40000 + 2 * n), CALLER, 0.0)
+    statuses(agent)
+    for call_id in list(agent.calls):
+        agent.hangup(call_id, 1.0)  # BYE ...
+        agent.abandon(call_id, 1.0)  # ... not waited for: they end, and stay in the table (linger) for 64*T1
+    agent.datagrams_to_send()  # the BYEs
+    assert agent.active_calls() == 0 and len(agent.calls) == 2
+    for command in agent.receive(request("INVITE", CALLER, 5), CALLER, 2.0):
+        if isinstance(command, IncomingCall):
+            agent.accept(command.request, setup_for("phone", 5060, 40010), CALLER, 2.0)
+    assert 503 not in statuses(agent) and len(agent.calls) == 3 and agent.active_calls() == 1
 
 
 def test_the_sip_keys_set_the_phones_limits() -> None:

@@ -76,7 +76,7 @@ class SipConfig:
     auth_realm: str = ""  # the realm of our challenges; empty = the host of contact
     max_requests_per_second: int = 20
     request_burst: int = 50
-    max_transactions: int = 1000
+    max_transactions: int = 10000
     max_dialogs: int = 1000
 
 
