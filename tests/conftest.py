@@ -301,6 +301,20 @@ def softphone() -> Iterator[Callable[..., SoftphoneProcess]]:
     for p in started:
         if p.running():
             p.stop(5)
+    for p in started:
+        _assert_no_secret(p)
+
+
+# The passwords the tests give the phone (accounts, Kamailio's users, users files): none may
+# appear in anything a phone prints, at any verbosity, in JSON or in a traceback.
+TEST_SECRETS = ("alicepw", "bobpw", "carolpw", "Incoming-auth-pw-93", "Secrets-account-pw-41",
+                "Secrets-caller-pw-58", "hunter2", "s3cret")
+
+
+def _assert_no_secret(process: SoftphoneProcess) -> None:
+    printed = "\n".join([*process.stdout_lines, *(json.dumps(e) for e in process.events), process.stderr])
+    leaked = [secret for secret in TEST_SECRETS if secret in printed]
+    assert not leaked, f"a password ({leaked[0]}) in what softphone {' '.join(process.args)} printed"
 
 
 # --------------------------------------------------------------------------- peer availability
@@ -507,7 +521,8 @@ def sipp(tmp_path: Path) -> Iterator[Callable[..., Sipp]]:
 class Pjsua2Peer:
     """tests/interop/pjsua2_peer.py in a subprocess; one JSON line at its exit."""
 
-    def __init__(self, args: list[str], port: int, workdir: Path, max_time: float) -> None:
+    def __init__(self, args: list[str], port: int, workdir: Path, max_time: float,
+                 netns: str | None = None) -> None:
         self.port = port
         self.max_time = max_time
         workdir.mkdir(parents=True, exist_ok=True)
@@ -515,6 +530,8 @@ class Pjsua2Peer:
         self.stdout_file = workdir / f"{tag}.json"
         self.stderr_file = workdir / f"{tag}.err"
         self.cmd = [sys.executable, str(PJSUA2_PEER), "--port", str(port)] + args
+        if netns:
+            self.cmd = ["ip", "netns", "exec", netns] + self.cmd
         self._out = open(self.stdout_file, "wb")
         self._err = open(self.stderr_file, "wb")
         self.proc = subprocess.Popen(
@@ -584,7 +601,8 @@ class Pjsua2Peer:
 @pytest.fixture
 def pjsua2_peer(tmp_path: Path) -> Iterator[Callable[..., Pjsua2Peer]]:
     """Factory(mode="answer"|"call", port=None, rtp_port=None, call_uri=None, codec=None,
-    duration=0, calls=0, max_time=30, ip="127.0.0.1", extra=()) -> Pjsua2Peer.
+    duration=0, calls=0, max_time=30, ip="127.0.0.1", extra=(), netns=None) -> Pjsua2Peer.
+    netns: run it inside that network namespace (``ip`` is then one of its addresses).
 
     duration: the peer hangs up that many seconds after CONFIRMED (0 = never).
     In answer mode the factory returns once the peer listens.
@@ -604,9 +622,10 @@ def pjsua2_peer(tmp_path: Path) -> Iterator[Callable[..., Pjsua2Peer]]:
         max_time: float = 30.0,
         ip: str = "127.0.0.1",
         extra: tuple[str, ...] | list[str] = (),
+        netns: str | None = None,
     ) -> Pjsua2Peer:
-        port = port or free_port("udp", ip)
-        rtp_port = rtp_port or free_rtp_port(ip)
+        port = port or free_port("udp", "127.0.0.1" if netns else ip)
+        rtp_port = rtp_port or free_rtp_port("127.0.0.1" if netns else ip)
         args = ["--ip", ip, "--rtp-port", str(rtp_port), "--hangup-after", str(duration),
                 "--max-time", str(max_time)]
         if calls:
@@ -619,7 +638,7 @@ def pjsua2_peer(tmp_path: Path) -> Iterator[Callable[..., Pjsua2Peer]]:
             args += ["--call", call_uri]
         elif mode != "answer":
             raise ValueError(f"mode must be 'answer' or 'call', not {mode!r}")
-        peer = Pjsua2Peer(args + list(extra), port, tmp_path / "pjsua2", max_time)
+        peer = Pjsua2Peer(args + list(extra), port, tmp_path / "pjsua2", max_time, netns)
         started.append(peer)
         if mode == "answer":
             peer.wait_ready()

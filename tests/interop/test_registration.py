@@ -20,6 +20,7 @@ def account_rc(tmp_path, kamailio, user: str, *, password: str | None = None, ex
         f"reg_identity=sip:{user}@{kamailio.domain}\nreg_expires={expires}\n"
         f"[auth_info_0]\nusername={user}\npasswd={password or PASSWORDS[user]}\n"
     )
+    path.chmod(0o600)  # it holds a password: readable by its owner only, or the phone warns
     return str(path)
 
 
