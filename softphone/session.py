@@ -200,7 +200,7 @@ class CallSession:
                 self.audio.update(params)
             await self._apply_video(streams, on_event)
             if self.audio is not None or self.video is not None:
-                self.monitor.start(lambda: (self.audio, self.video))
+                self.monitor.start(lambda: (self.audio, self.video), self._ice_pair_type)
 
     async def _apply_video(
         self, streams: tuple[NegotiatedStream, ...], on_event: Callable[[str, dict[str, Any]], None]
@@ -241,6 +241,9 @@ class CallSession:
 
     async def stop_media(self) -> None:
         """Stop sending and receiving for good (the call is ending); counters stay readable."""
+        for ports in self.ports:
+            if isinstance(ports, IceTransport):
+                ports.cancel_checks()  # a stream still waiting for its ICE pair holds the media lock
         async with self._media_lock:
             self._media_stopped = True
             for stream in (self.audio, self.video):
@@ -260,6 +263,14 @@ class CallSession:
     def on_quality(self, listener: QualityListener) -> None:
         """Call ``listener`` with each second's figures while the media runs."""
         self.monitor.listeners.append(listener)
+
+    def _ice_pair_type(self) -> str | None:
+        """The type of the pair ICE selected (audio's, else video's); None without ICE."""
+        for kind in ("audio", "video"):
+            transport = self.ice.get(kind)
+            if transport is not None and transport.selected is not None:
+                return transport.selected.type
+        return None
 
     def ice_summary(self, kind: str) -> dict[str, Any]:
         """``ice``: the selected candidate pair of a stream over ICE (type host, srflx or relay)."""

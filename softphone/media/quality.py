@@ -22,6 +22,7 @@ INTERVAL_S = 1.0
 MAX_HISTORY = 24 * 3600  # a day of samples, one a second
 
 Streams = Callable[[], tuple[AudioStream | None, VideoStream | None]]
+PairType = Callable[[], str | None]  # the selected ICE pair's type (host, srflx, relay); None without ICE
 QualityListener = Callable[[QualitySample], None]
 
 
@@ -77,6 +78,7 @@ class QualityMonitor:
         self.stopped: float | None = None
         self._sampled = 0.0  # when the previous sample was taken: where a new stream's meter starts
         self._streams: Streams | None = None
+        self._pair_type: PairType | None = None
         self._tracked: dict[str, _Tracked] = {}
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -85,9 +87,10 @@ class QualityMonitor:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def start(self, streams: Streams) -> None:
+    def start(self, streams: Streams, pair_type: PairType | None = None) -> None:
         """Begin sampling (once; later calls only change where the streams come from)."""
         self._streams = streams
+        self._pair_type = pair_type
         if self._task is not None:
             return
         self._loop = asyncio.get_running_loop()
@@ -136,6 +139,7 @@ class QualityMonitor:
             at=now - (self.started if self.started is not None else now),
             audio=self._measure("audio", audio, now, whole=False),
             video=self._measure("video", video, now, whole=False),
+            ice=self._pair_type() if self._pair_type is not None else None,
         )
         self._sampled = now
         return sample

@@ -211,6 +211,12 @@ class IceTransport:
         remote_type = remote.type if remote.foundation != "plain" else "host"
         return SelectedPair(local.type, (local.host, local.port), remote_type, pair.remote_addr)
 
+    def cancel_checks(self) -> None:
+        """The call ends: checks still running stop, and ``start()`` waiting for them returns."""
+        if self._connecting is not None and not self._connecting.done():
+            self.failure = self.failure or "the call ended before ICE selected a pair"
+            self._connecting.cancel()
+
     async def start(self) -> None:
         """Wait for the checks to select a pair (at once for a peer without ICE)."""
         if self._connecting is not None:

@@ -77,13 +77,17 @@ class QualitySample:
     at: float
     audio: StreamQuality | None = None
     video: StreamQuality | None = None
+    ice: str | None = None  # the type of the candidate pair media runs on, when ICE ran (host, srflx, relay)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        figures: dict[str, Any] = {
             "at": round(self.at, 3),
             "audio": self.audio.to_json() if self.audio else None,
             "video": self.video.to_json() if self.video else None,
         }
+        if self.ice is not None:
+            figures["ice"] = self.ice
+        return figures
 
     def status_line(self) -> str:
         """One line for a terminal: ``00:12 | audio PCMU tx 64 ... | video VP8 ...``."""
@@ -91,6 +95,8 @@ class QualitySample:
         for label, stream in (("audio", self.audio), ("video", self.video)):
             if stream is not None:
                 parts.append(f"{label} {stream.figures()}")
+        if self.ice is not None:
+            parts.append(f"ice {self.ice}")
         return " | ".join(parts)
 
 

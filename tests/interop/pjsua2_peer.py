@@ -177,6 +177,7 @@ class PeerCall(pj.Call):
         self.xfer_at = None
         self.xfer_status = []
         self.xfer_request = None
+        self.rtp_source = None  # --ice: where its RTP came from (the peer's end of the selected pair)
 
     def mark(self, name, code=None, reason=None):
         t = now()
@@ -308,6 +309,8 @@ class PeerCall(pj.Call):
              "xfer_status": self.xfer_status, "xfer_request": self.xfer_request}
         if self.confirmed_at and self.disconnected_at:
             d["confirmed_s"] = round(self.disconnected_at - self.confirmed_at, 3)
+        if self.peer.args.ice:
+            d["ice_rtp_source"] = self.rtp_source
         if self.port is not None:
             d["rx"] = self.port.analyse()
             d["tx_frames"] = self.port.tx_frames
@@ -393,6 +396,8 @@ class Peer:
         # ports of ended calls are removed from the bridge by that clock; with
         # the device auto-closed they pile up until PJ_ETOOMANY (488) ~250 calls
         cfg.medConfig.sndAutoCloseTime = -1
+        if a.stun:  # server-reflexive ICE candidates (media only: SIP keeps its own address)
+            cfg.uaConfig.stunServer.append(a.stun)
         ep.libInit(cfg)
         for kind in ("UDP", "TCP"):
             tcfg = pj.TransportConfig()
@@ -442,6 +447,17 @@ class Peer:
             acfg.mediaConfig.srtpUse = {"optional": pj.PJMEDIA_SRTP_OPTIONAL,
                                         "mandatory": pj.PJMEDIA_SRTP_MANDATORY}[a.srtp]
             acfg.mediaConfig.srtpSecureSignaling = 0
+        if a.ice:  # ICE (RFC 8445) with host candidates on --ip, RTP and RTCP on one port
+            acfg.natConfig.iceEnabled = True
+            acfg.mediaConfig.rtcpMuxEnabled = True
+            acfg.natConfig.sipStunUse = pj.PJSUA_STUN_USE_DISABLED
+            if a.turn:  # relayed candidates, long-term credentials
+                acfg.natConfig.turnEnabled = True
+                acfg.natConfig.turnServer = a.turn
+                acfg.natConfig.turnConnType = pj.PJ_TURN_TP_UDP
+                acfg.natConfig.turnUserName = a.turn_user or ""
+                acfg.natConfig.turnPasswordType = 0
+                acfg.natConfig.turnPassword = a.turn_password or ""
         self.acc = PeerAccount(self)
         self.acc.create(acfg)
         self.acc_uri = acfg.idUri
@@ -458,6 +474,11 @@ class Peer:
                 c.send_dtmf_now()
             if c.xfer_at is not None and t >= c.xfer_at:
                 c.transfer_now()
+            if self.args.ice and c.connected and c.rtp_source is None and c.disconnected_at is None:
+                try:
+                    c.rtp_source = c.getMedTransportInfo(0).srcRtpName or None
+                except pj.Error:
+                    pass
             if c.hangup_at is not None and t >= c.hangup_at:
                 c.hangup_now()
 
@@ -609,6 +630,11 @@ def main():
     p.add_argument("--expect-hz", type=float, default=0.0)
     p.add_argument("--clock-rate", type=int, default=16000)
     p.add_argument("--srtp", choices=("optional", "mandatory"), help="SRTP with SDES keys (srtpUse)")
+    p.add_argument("--ice", action="store_true", help="ICE (natConfig.iceEnabled) with rtcp-mux")
+    p.add_argument("--stun", metavar="HOST:PORT", help="STUN server for --ice")
+    p.add_argument("--turn", metavar="HOST:PORT", help="TURN server (UDP) for --ice")
+    p.add_argument("--turn-user", help="TURN username")
+    p.add_argument("--turn-password", help="TURN password")
     p.add_argument("--log-level", type=int, default=0, help="pjsua log level on stderr (0-6)")
     args = p.parse_args()
     if ":" in args.ip:

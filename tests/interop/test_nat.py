@@ -13,84 +13,34 @@ Kamailio reaches it: audio and video flow both ways.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.interop.netns import Network, network
+
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
 
 PUBLIC_IP, ROUTER_OUT, ROUTER_IN, HOME_IP = "10.0.0.1", "10.0.0.2", "192.168.77.1", "192.168.77.2"
 
 
-def _require_root() -> None:
-    if os.geteuid() == 0:
-        return
-    reason = "network namespaces need root"
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason}, and CI is set: the netns tests must run in CI")
-    pytest.skip(f"{reason} (run as root, or set CI to make this a failure)")
-
-
-def _run(*args: str, stdin: str | None = None) -> None:
-    result = subprocess.run(list(args), check=False, capture_output=True, text=True, timeout=10, input=stdin)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)}: {result.stderr.strip()}")
-
-
-def _delete(*names: str) -> None:
-    """Deleting a namespace deletes its interfaces (both ends of each veth) and its nftables rules."""
-    for name in names:
-        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True, timeout=10)
-
-
-MASQUERADE = """
-table ip nat {
-    chain postrouting {
-        type nat hook postrouting priority srcnat; policy accept;
-        oifname "%s" masquerade
-    }
-}
-"""
+def _build(net: Network) -> tuple[str, str, str]:
+    public, router, home = net.namespace("pub"), net.namespace("rtr"), net.namespace("home")
+    _, outside = net.link(public, PUBLIC_IP, router, ROUTER_OUT)
+    net.link(router, ROUTER_IN, home, HOME_IP)
+    net.route(home, ROUTER_IN)
+    # the public side knows no route to 192.168.77.0/24: only the router's address is reachable
+    net.masquerade(router, outside)
+    return public, router, home
 
 
 @pytest.fixture
 def nat() -> Iterator[tuple[str, str, str]]:
     """(public, router, home) namespaces, named with this process's PID; deleted at the end."""
-    _require_root()
-    tag = os.getpid()
-    public, router, home = f"sp-pub-{tag}", f"sp-rtr-{tag}", f"sp-home-{tag}"
-    out_a, out_b, in_a, in_b = f"spno{tag}", f"spnr{tag}", f"spni{tag}", f"spnh{tag}"
-    try:
-        for ns in (public, router, home):
-            _run("ip", "netns", "add", ns)
-            _run("ip", "-n", ns, "link", "set", "lo", "up")
-        _run("ip", "link", "add", out_a, "type", "veth", "peer", "name", out_b)
-        _run("ip", "link", "set", out_a, "netns", public)
-        _run("ip", "link", "set", out_b, "netns", router)
-        _run("ip", "link", "add", in_a, "type", "veth", "peer", "name", in_b)
-        _run("ip", "link", "set", in_a, "netns", router)
-        _run("ip", "link", "set", in_b, "netns", home)
-        for ns, dev, address in ((public, out_a, PUBLIC_IP), (router, out_b, ROUTER_OUT),
-                                 (router, in_a, ROUTER_IN), (home, in_b, HOME_IP)):
-            _run("ip", "-n", ns, "addr", "add", f"{address}/24", "dev", dev)
-            _run("ip", "-n", ns, "link", "set", dev, "up")
-        _run("ip", "-n", home, "route", "add", "default", "via", ROUTER_IN)
-        # the public side knows no route to 192.168.77.0/24: only the router's address is reachable
-        _run("ip", "netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        _run("ip", "netns", "exec", router, "nft", "-f", "-", stdin=MASQUERADE % out_b)
-    except (RuntimeError, OSError) as exc:
-        _delete(public, router, home)
-        if os.environ.get("CI"):
-            pytest.fail(f"cannot build the namespaces: {exc}")
-        pytest.skip(f"cannot build the namespaces: {exc}")
-    try:
-        yield public, router, home
-    finally:
-        _delete(public, router, home)
+    with network(_build) as names:
+        yield names
 
 
 def _alice_rc(tmp_path: Path, port: int) -> Path:

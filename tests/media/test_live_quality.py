@@ -116,7 +116,7 @@ def test_status_line_and_summary_on_a_terminal(softphone, tmp_path: Path) -> Non
                      r"MOS 4\.\d\d\x1b\[K")
         child.expect(r"\r\x1b\[Kcall terminating")  # cleared before the next line
         # the format, not the time: a loaded machine may end the 4 s call a second late
-        child.expect(r"call ended: completed 200, 00:\d\d in call\r\n")
+        child.expect(r"call ended: completed 200, 00:\d\d in call, reached at 127\.0\.0\.1:\d+\r\n")
         child.expect(r"  audio PCMA    tx 6\d\.\d kbit/s  rx 6\d\.\d kbit/s  lost 0/\d+ \(0\.0 %\)  "
                      r"jitter [\d.]+ ms  RTT (-|[\d.]+ ms)  MOS 4\.\d\d\r\n")
         child.expect(pexpect.EOF)
