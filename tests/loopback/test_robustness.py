@@ -20,6 +20,15 @@ from tests.conftest import SoftphoneProcess
 
 HOST = "127.0.0.1"
 ANSWER_ARGS = ("--bind", HOST, "--sip-port", "0", "answer", "--auto")
+
+
+def unlimited_answerer(tmp_path_factory: pytest.TempPathFactory) -> SoftphoneProcess:
+    """An auto-answering phone for a whole module of requests from one client address: far
+    more than the per-source limit a phone keeps against floods, which these tests are not
+    about, so it is off ([sip] max_requests_per_second=0; tests/test_guard.py tests it)."""
+    rc = tmp_path_factory.mktemp("answerer") / "answerer.rc"
+    rc.write_text("[sip]\nmax_requests_per_second=0\n")
+    return SoftphoneProcess(["-c", str(rc), *ANSWER_ARGS])
 REPLY_TIMEOUT = 3.0
 SILENCE = 0.5  # how long a dropped input is watched for a reply
 
@@ -702,9 +711,9 @@ def assert_options_ok(port: int, after: str = "") -> None:
 
 
 @pytest.fixture(scope="module")
-def answerer() -> Iterator[SoftphoneProcess]:
+def answerer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftphoneProcess]:
     """One answering phone for the whole module: it must survive every input below."""
-    process = SoftphoneProcess(list(ANSWER_ARGS))
+    process = unlimited_answerer(tmp_path_factory)
     try:
         assert process.port("tcp") == process.port("udp"), "UDP and TCP must listen on the same port"
         yield process

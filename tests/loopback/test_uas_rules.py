@@ -23,7 +23,6 @@ import pytest
 
 from tests.conftest import SoftphoneProcess
 from tests.loopback.test_robustness import (
-    ANSWER_ARGS,
     COMPACT,
     HOST,
     REPLY_TIMEOUT,
@@ -32,6 +31,7 @@ from tests.loopback.test_robustness import (
     udp_client,
     udp_next,
     unique,
+    unlimited_answerer,
 )
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY"
@@ -293,9 +293,9 @@ def assert_reply(
 
 
 @pytest.fixture(scope="module")
-def phone() -> Iterator[SoftphoneProcess]:
+def phone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftphoneProcess]:
     """One auto-answering phone on 127.0.0.1 for the whole module, stopped by PID."""
-    process = SoftphoneProcess(list(ANSWER_ARGS))
+    process = unlimited_answerer(tmp_path_factory)
     try:
         process.port("udp")
         yield process
