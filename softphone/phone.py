@@ -55,7 +55,7 @@ from softphone.events import (
 )
 from softphone.guard import Guard, Limits
 from softphone.media.ringing import RING, RINGBACK, play_cadence, plays_sound, ring_sound
-from softphone.net import ice
+from softphone.net import ice, stun
 from softphone.net.dns import Locator
 from softphone.net.rtp import open_port_pair
 from softphone.net.sip import SipNetwork, is_unspecified, local_host_name
@@ -268,6 +268,7 @@ class Phone:
         choice = media or self.media_choice
         ports, session_config = self._media_for(local.sdp_host, choice)
         ports, session_config = await ice.prepare(ports, session_config, self.config.net, self.bind)
+        session_config = await stun.prepare(ports, session_config, self.config.net)  # firewall_policy=stun
         identity = via.aor if via is not None else identity_at(self.identity, local.host, local.port)
         setup = CallSetup(local, identity, session_config, self.user_agent,
                           via.route if via is not None else (), via.credentials if via is not None else ())
@@ -448,7 +449,7 @@ class Phone:
             log.warning("incoming call refused: %s", exc)
             self._execute(self.agent.refuse(request, 503, self.now()))
             return
-        if prepared is None and ice.servers_for(self.config.net) is not None:  # ICE candidates first
+        if prepared is None and self.config.net.firewall_policy in (ice.ICE_POLICY, stun.STUN_POLICY):  # ICE/STUN first
             self._spawn(self._incoming_ice(request, source, (ports, session_config)))
             return
         # requests we send in this dialog (BYE, re-INVITE) may be challenged by the account's proxy
@@ -461,7 +462,8 @@ class Phone:
         self._execute(commands)
 
     async def _incoming_ice(self, request: Request, source: Peer, plain: ice.Prepared) -> None:
-        self._on_incoming(request, source, await ice.prepare(*plain, self.config.net, self.bind, request.body))
+        ports, config = await ice.prepare(*plain, self.config.net, self.bind, request.body)
+        self._on_incoming(request, source, (ports, await stun.prepare(ports, config, self.config.net)))
 
     def _on_refused(self, refused: CallRefused) -> None:
         request = refused.request

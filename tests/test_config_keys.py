@@ -96,8 +96,8 @@ def _comment_above(key: str) -> str:
     return " ".join(reversed(comment))
 
 
-@pytest.mark.parametrize("value", ["2", "stun", "4", "upnp"])
-def test_firewall_policy_stun_ice_upnp_are_not_supported_yet(value: str) -> None:
+@pytest.mark.parametrize("value", ["4", "upnp"])
+def test_firewall_policy_upnp_is_not_supported_yet(value: str) -> None:
     config = loads(f"[net]\nfirewall_policy={value}\n", "n.rc")
     (warning,) = config.warnings
     assert warning.startswith("n.rc [net] firewall_policy: ") and "not supported yet" in warning
@@ -111,7 +111,15 @@ def test_firewall_policy_by_number_or_name(value: str, policy: int) -> None:
     assert config.net.firewall_policy == policy and config.warnings == ()
 
 
+@pytest.mark.parametrize("value", ["2", "stun", "STUN"])
+def test_firewall_policy_stun_takes_the_stun_server(value: str) -> None:
+    config = loads(f"[net]\nfirewall_policy={value}\nstun_server=192.0.2.9\n", "n.rc")
+    assert config.net.firewall_policy == 2 and config.net.stun_server == "192.0.2.9:3478"
+    assert config.warnings == ()
+
+
 @pytest.mark.parametrize(("text", "key"), [("firewall_policy=1\n", "nat_address"),
+                                           ("firewall_policy=stun\n", "stun_server"),
                                            ("firewall_policy=1\nnat_address=192.0.2.7:5060\n", "nat_address"),
                                            ("firewall_policy=turn\n", "firewall_policy")])
 def test_bad_nat_settings_name_file_section_and_key(text: str, key: str) -> None:

@@ -166,6 +166,8 @@ def _check_unsupported(raw: _Raw, sections: Mapping[str, Any]) -> None:
     net: NetConfig = sections["net"]
     if net.firewall_policy == 1 and not net.nat_address:
         raise raw.invalid("net", "nat_address", "firewall_policy=nat_address (1) needs a nat_address to advertise")
+    if net.firewall_policy == 2 and not net.stun_server:
+        raise raw.invalid("net", "stun_server", "firewall_policy=stun (2) needs a stun_server to ask")
     if net.turn_server and not (net.turn_username and net.turn_password):
         key = "turn_password" if net.turn_username else "turn_username"
         raise raw.invalid("net", key, "turn_server needs turn_username and turn_password (long-term credentials)")

@@ -395,9 +395,9 @@ NOT_SUPPORTED: Mapping[tuple[str, str], str] = {
 
 # Values of a key documented as "not supported yet": (section, key) -> (the values, what they would need).
 NOT_SUPPORTED_VALUES: Mapping[tuple[str, str], tuple[frozenset[object], str]] = {
-    ("net", "firewall_policy"): (frozenset({FirewallPolicy.STUN, FirewallPolicy.UPNP}),
-                                 "STUN without ICE and uPnP are not supported yet: SIP and SDP carry our own "
-                                 "address (firewall_policy=ice gathers STUN and TURN candidates)"),
+    ("net", "firewall_policy"): (frozenset({FirewallPolicy.UPNP}),
+                                 "uPnP is not supported yet: SIP and SDP carry our own address "
+                                 "(firewall_policy=stun or ice ask a STUN server for the public one)"),
 }
 
 # The keys each section accepts, as written in the file ("proxy_N" for [proxy_0]...).
