@@ -127,6 +127,22 @@ class Network:
         self.namespaces.clear()
 
 
+# One home behind one NAT (see tests/interop/test_nat.py and test_stun_nat.py)
+PUBLIC_IP, ROUTER_OUT, ROUTER_IN, HOME_IP = "10.0.0.1", "10.0.0.2", "192.168.77.1", "192.168.77.2"
+
+
+def build_one_nat(net: Network) -> tuple[str, str, str]:
+    """(public, router, home): the public side on PUBLIC_IP, the router masquerading on
+    ROUTER_OUT, the home phone on HOME_IP behind it."""
+    public, router, home = net.namespace("pub"), net.namespace("rtr"), net.namespace("home")
+    _, outside = net.link(public, PUBLIC_IP, router, ROUTER_OUT)
+    net.link(router, ROUTER_IN, home, HOME_IP)
+    net.route(home, ROUTER_IN)
+    # the public side knows no route to 192.168.77.0/24: only the router's address is reachable
+    net.masquerade(router, outside)
+    return public, router, home
+
+
 # Two homes behind two NATs, and a public side between them (see tests/interop/test_ice_nat.py)
 PUBLIC_A, ROUTER_A, INSIDE_A, HOME_A = "10.0.1.1", "10.0.1.2", "192.168.77.1", "192.168.77.2"
 PUBLIC_B, ROUTER_B, INSIDE_B, HOME_B = "10.0.2.1", "10.0.2.2", "172.16.77.1", "172.16.77.2"

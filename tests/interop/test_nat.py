@@ -19,27 +19,16 @@ from typing import Any
 
 import pytest
 
-from tests.interop.netns import Network, network
+from tests.interop.netns import PUBLIC_IP, ROUTER_OUT, build_one_nat, network
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
 
-PUBLIC_IP, ROUTER_OUT, ROUTER_IN, HOME_IP = "10.0.0.1", "10.0.0.2", "192.168.77.1", "192.168.77.2"
-
-
-def _build(net: Network) -> tuple[str, str, str]:
-    public, router, home = net.namespace("pub"), net.namespace("rtr"), net.namespace("home")
-    _, outside = net.link(public, PUBLIC_IP, router, ROUTER_OUT)
-    net.link(router, ROUTER_IN, home, HOME_IP)
-    net.route(home, ROUTER_IN)
-    # the public side knows no route to 192.168.77.0/24: only the router's address is reachable
-    net.masquerade(router, outside)
-    return public, router, home
 
 
 @pytest.fixture
 def nat() -> Iterator[tuple[str, str, str]]:
     """(public, router, home) namespaces, named with this process's PID; deleted at the end."""
-    with network(_build) as names:
+    with network(build_one_nat) as names:
         yield names
 
 
