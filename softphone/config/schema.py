@@ -389,7 +389,7 @@ QUIET_KEYS: Mapping[str, frozenset[str]] = {"proxy_N": frozenset({"publish"})}
 # Keys documented as "not supported yet": (section, key) -> what a non-default value would need.
 # Setting one to a non-default value logs one warning; the value is kept but has no effect.
 NOT_SUPPORTED: Mapping[tuple[str, str], str] = {
-    ("sip", "delayed_timeout"): "ICE is not supported yet: the INVITE is sent at once, no candidates are waited for",
+    ("sip", "delayed_timeout"): "not supported yet: ICE candidates are waited for up to 5 s, whatever it says",
     ("sound", "echocancellation"): "echo cancellation is not supported yet: the microphone is sent as captured",
 }
 
