@@ -1,9 +1,10 @@
 """The audio stream of a call: source -> encoder -> RTP, and RTP -> jitter buffer -> decoder -> sink.
 
-Two loops run on the asyncio clock with absolute deadlines (no drift from sleeping):
-the send loop reads one ptime of audio from the source, encodes it in an executor and
-sends it; the playout loop takes one frame from the jitter buffer, decodes or conceals
-it and writes it to the sink. RTP arrives through the injected transport's callback.
+Two callbacks run on the loop's shared media clock (``media/clock.py``), at every grid point
+of their ptime: the send tick reads one ptime of audio from the source, encodes it (on the
+loop while that is cheap, else in an executor) and sends it; the playout tick takes one
+frame from the jitter buffer, decodes or conceals it and writes it to the sink. RTP
+arrives through the injected transport's callback.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import asyncio
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from softphone.codecs import AudioDecoder, AudioEncoder, CodecError, create_decoder, create_encoder
 from softphone.codecs.dtmf import DtmfReceiver, DtmfSender
 from softphone.devices import AudioSink, AudioSource, open_audio_sink, open_audio_source
 from softphone.frames import AudioFrame
+from softphone.media.clock import MediaClock, Ticker
 from softphone.media.gain import apply_gain
 from softphone.media.reports import send_reports
 from softphone.media.transport import Address, RtpTransport
@@ -104,9 +107,12 @@ class AudioStream:
         self.muted = False  # send silence instead of the source
         self._audio_sent = 0  # audio (not DTMF) packets sent
         self._tasks: list[asyncio.Task[None]] = []
-        self._encode_work = _Offload()
-        self._decode_work = _Offload()
+        self._encode_work: _Offload[AudioFrame | _Event, bytes | _Event | None] | None = None
+        self._decode_work: _Offload[Played | Missing, AudioFrame | None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._clock: MediaClock | None = None
+        self._send_ticker: Ticker | None = None
+        self._playout_ticker: Ticker | None = None
         self._started = 0.0
         self._stopped = False
 
@@ -125,12 +131,27 @@ class AudioStream:
         self._loop = asyncio.get_running_loop()
         self._started = self._loop.time()
         self._open_devices()
+        self._encode_work = _Offload(self._loop, self._encode, self._send_encoded)
+        self._decode_work = _Offload(self._loop, self._decode, self._play_decoded)
         self.transport.set_receivers(self._on_rtp, self._on_rtcp)
+        self._clock = MediaClock.of(self._loop)
+        self._start_tickers()
         self._tasks = [
-            self._loop.create_task(self._send_loop()),
-            self._loop.create_task(self._playout_loop()),
             self._loop.create_task(send_reports(self.session, self.transport, self._rtcp_address)),
         ]
+
+    def _start_tickers(self) -> None:
+        assert self._clock is not None
+        self._stop_tickers()
+        self._send_ticker = self._clock.every(self.params.ptime / 1000, self._send_tick)
+        self._playout_ticker = self._clock.every(self.params.remote_ptime / 1000, self._playout_tick)
+
+    def _stop_tickers(self) -> None:
+        assert self._clock is not None
+        for ticker in (self._send_ticker, self._playout_ticker):
+            if ticker is not None:
+                self._clock.cancel(ticker)
+        self._send_ticker = self._playout_ticker = None
 
     def _open_devices(self) -> None:
         send_samples = self.encoder.sample_rate * self.params.ptime // 1000
@@ -144,9 +165,15 @@ class AudioStream:
         if self._stopped:
             return
         self._stopped = True
+        if self._clock is not None:
+            self._stop_tickers()
+        for work in (self._encode_work, self._decode_work):
+            if work is not None:
+                work.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []  # a cancelled task's error holds its frame, which holds this stream
         self.transport.set_receivers(None, None)
         remote = self._rtcp_address()
         if remote is not None:
@@ -154,6 +181,7 @@ class AudioStream:
         for device in (self.source, self.sink):
             if device is not None:
                 device.close()
+        self.on_event = _ignore_event  # the call's callback refers back to the call
 
     def update(self, params: AudioParams) -> None:
         """A new negotiation: address, port, codec or direction may have changed."""
@@ -171,6 +199,9 @@ class AudioStream:
             self._open_devices()
         if params.direction not in RECEIVING:
             self.jitter = self._new_jitter_buffer()
+        if self._clock is not None and not self._stopped and (
+                params.ptime != old.ptime or params.remote_ptime != old.remote_ptime):
+            self._start_tickers()
 
     def send_dtmf(self, digits: str) -> None:
         self.dtmf.queue(digits)
@@ -180,53 +211,55 @@ class AudioStream:
 
     # ------------------------------------------------------------ sending
 
-    async def _send_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        period = self.params.ptime / 1000
-        deadline = loop.time()
-        while True:
-            deadline += period
-            if self.params.direction in SENDING and self.params.remote_rtp is not None and self.source is not None:
-                await self._send_one(loop)
-            else:
-                self.source.read() if self.source is not None else None  # keep the source's clock running
-            delay = deadline - loop.time()
-            if delay < -5 * period:  # the loop was stalled: do not burst to catch up
-                deadline = loop.time()
-                delay = 0
-            await asyncio.sleep(max(0.0, delay))
-
-    async def _send_one(self, loop: asyncio.AbstractEventLoop) -> None:
-        assert self.source is not None
-        frame = self.source.read()
-        if self.muted:
-            frame = AudioFrame.silence(frame.samples, frame.sample_rate, frame.channels)
-        frame = apply_gain(frame, self.options.mic_gain_db)
-        clock_units = self.encoder.rtp_clock_rate * self.params.ptime // 1000
-        event = None
+    def _send_tick(self, now: float) -> None:
+        """One ptime: read the source, and queue the frame (or a DTMF event) to be sent."""
+        source, work = self.source, self._encode_work
+        if source is None or work is None:
+            return
+        frame = source.read()  # read even when not sending: keeps the source's clock running
+        if self.params.direction not in SENDING or self.params.remote_rtp is None:
+            return
         # some phones drop a stream whose first packets are telephone events: DTMF waits until
         # audio has flowed for a while
         audio_flowed = self._audio_sent * self.params.ptime >= DTMF_AFTER_AUDIO_MS
         if self.params.send_event_payload_type is not None and self.dtmf.busy and audio_flowed:
-            event = self.dtmf.next_packet(self.session.sender.next_timestamp)
-        if event is not None:
-            payload, marker, timestamp = event
-            data = self.session.prepare(payload, samples=clock_units, now=loop.time(), marker=marker,
-                                        payload_type=self.params.send_event_payload_type, timestamp=timestamp)
+            # the timestamp this ptime's audio would carry, after the frames still being encoded
+            timestamp = self.session.sender.next_timestamp + self._clock_units * work.backlog
+            event = self.dtmf.next_packet(timestamp)
+            if event is not None:
+                work.push(_Event(*event))
+                return
+        if self.muted:
+            frame = AudioFrame.silence(frame.samples, frame.sample_rate, frame.channels)
+        work.push(apply_gain(frame, self.options.mic_gain_db))
+
+    @property
+    def _clock_units(self) -> int:
+        return self.encoder.rtp_clock_rate * self.params.ptime // 1000
+
+    def _encode(self, item: AudioFrame | _Event) -> bytes | _Event | None:
+        if isinstance(item, _Event):
+            return item
+        try:
+            return self.encoder.encode(item)
+        except CodecError as exc:
+            self.counters.encode_errors += 1
+            log.debug("encode error: %s", exc)
+            return None
+
+    def _send_encoded(self, payload: bytes | _Event | None) -> None:
+        remote = self.params.remote_rtp
+        if payload is None or remote is None or self._stopped:
+            return
+        if isinstance(payload, _Event):
+            data = self.session.prepare(payload.payload, samples=self._clock_units, now=self._now(),
+                                        marker=payload.marker, payload_type=self.params.send_event_payload_type,
+                                        timestamp=payload.timestamp)
             self.counters.dtmf_sent += 1
         else:
-            try:
-                payload = await self._encode_work.run(loop, self.encoder.encode, frame)
-            except CodecError as exc:
-                self.counters.encode_errors += 1
-                log.debug("encode error: %s", exc)
-                return
-            if self._stopped:
-                return
-            data = self.session.prepare(payload, samples=clock_units, now=loop.time())
+            data = self.session.prepare(payload, samples=self._clock_units, now=self._now())
             self._audio_sent += 1
-        assert self.params.remote_rtp is not None
-        self.transport.send_rtp(data, self.params.remote_rtp)
+        self.transport.send_rtp(data, remote)
 
     # ------------------------------------------------------------ receiving
 
@@ -269,25 +302,20 @@ class AudioStream:
     def _on_rtcp(self, data: bytes, addr: Address) -> None:
         self.session.receive_rtcp(data, self._now())
 
-    async def _playout_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        period = self.params.remote_ptime / 1000
-        deadline = loop.time()
-        while True:
-            deadline += period
-            item = self.jitter.pop(loop.time())
-            if item is not None and self.sink is not None:
-                frame = await self._decode_work.run(loop, self._decode, item)
-                if frame is not None and not self._stopped:
-                    self.sink.write(frame)
-            if self._nortp_expired(loop.time()):
-                self.on_event("nortp", {"seconds": self.options.nortp_timeout})
-                return
-            delay = deadline - loop.time()
-            if delay < -5 * period:
-                deadline = loop.time()
-                delay = 0
-            await asyncio.sleep(max(0.0, delay))
+    def _playout_tick(self, now: float) -> None:
+        """One remote ptime: take a frame from the jitter buffer (or conceal) and play it."""
+        item = self.jitter.pop(now)
+        if item is not None and self.sink is not None and self._decode_work is not None:
+            self._decode_work.push(item)
+        if self._nortp_expired(now):
+            self.on_event("nortp", {"seconds": self.options.nortp_timeout})
+            if self._clock is not None and self._playout_ticker is not None:
+                self._clock.cancel(self._playout_ticker)
+                self._playout_ticker = None
+
+    def _play_decoded(self, frame: AudioFrame | None) -> None:
+        if frame is not None and self.sink is not None and not self._stopped:
+            self.sink.write(frame)
 
     def _decode(self, item: Played | Missing) -> AudioFrame | None:
         samples = self.decoder.sample_rate * self.params.remote_ptime // 1000
@@ -329,42 +357,112 @@ class AudioStream:
         return stats
 
 
-class _Offload:
-    """Runs codec work in the default executor, or inline when it proves cheap enough.
+@dataclass(frozen=True)
+class _Event:
+    """A telephone-event packet (RFC 4733) waiting its turn behind the audio being encoded."""
+
+    payload: bytes
+    marker: bool
+    timestamp: int
+
+
+class _Offload(Generic[_In, _Out]):
+    """Codec work of one direction of a stream, in order: on the loop while cheap, else in the executor.
 
     A thread hop costs more than encoding 20 ms of G.711 (or of Opus without FEC) and
     makes packet timing jittery; costly work must not block the loop. The work's CPU
     time (thread time: waiting for the GIL does not count) is followed as a moving
-    average: under INLINE_BELOW seconds it runs on the loop, above OFFLOAD_ABOVE it goes
-    back to the executor. Codec cost changes during a call (an Opus encoder costs three
-    times more in its first frames than once it has settled on a mode).
+    average: work starts on the loop; above OFFLOAD_ABOVE seconds a frame it goes to the
+    executor, and under INLINE_BELOW it comes back. Codec cost changes during a call (an
+    Opus encoder costs three times more in its first frames than once it has settled on a
+    mode). Items pushed while one is in the executor wait in a short queue, so ``done`` sees
+    the results in order; a queue longer than MAX_BACKLOG loses its oldest item.
     """
 
     INLINE_BELOW = 0.0002
     OFFLOAD_ABOVE = 0.0004
-    PROBES = 10  # frames timed in the executor before the first decision
     WEIGHT = 0.1  # of the newest frame in the moving average
+    MAX_BACKLOG = 5
+    SAMPLE_EVERY = 4  # on the loop, one frame in this many is timed (the first is)
 
-    def __init__(self) -> None:
-        self.inline = False
+    def __init__(self, loop: asyncio.AbstractEventLoop, work: Callable[[_In], _Out],
+                 done: Callable[[_Out], None]) -> None:
+        self.loop = loop
+        self.work = work
+        self.done = done
+        self.inline = True
         self.cost: float | None = None
-        self._count = 0
+        self.dropped = 0
+        self._inline_count = -1
+        self._waiting: deque[_In] = deque()
+        self._busy = False
+        self._closed = False
 
-    async def run(self, loop: asyncio.AbstractEventLoop, work: Callable[[_In], _Out], item: _In) -> _Out:
+    @property
+    def backlog(self) -> int:
+        """Items pushed and not yet done."""
+        return len(self._waiting) + self._busy
+
+    def push(self, item: _In) -> None:
+        if self._closed:
+            return
+        if self._busy:
+            self._waiting.append(item)
+            if len(self._waiting) > self.MAX_BACKLOG:
+                self._waiting.popleft()
+                self.dropped += 1
+            return
+        self._start(item)
+
+    def close(self) -> None:
+        """No more work; the callbacks (bound to the stream) are let go, so the stream is freed
+        by reference counting, without waiting for the cycle collector."""
+        self._closed = True
+        self._waiting.clear()
+        self.work = self.done = _unreachable
+
+    def _start(self, item: _In) -> None:
         if self.inline:
-            value, spent = _timed(work, item)
+            self._inline_count += 1
+            if self._inline_count % self.SAMPLE_EVERY:  # reading the thread's clock costs too
+                self.done(self.work(item))
+                return
+            value, spent = _timed(self.work, item)
+            self._note(spent)
+            self.done(value)
+            return
+        self._busy = True
+        future = self.loop.run_in_executor(None, _timed, self.work, item)
+        future.add_done_callback(self._finished)
+
+    def _finished(self, future: asyncio.Future[tuple[_Out, float]]) -> None:
+        self._busy = False
+        if self._closed or future.cancelled():
+            return
+        error = future.exception()
+        if error is not None:
+            log.error("codec work failed: %r", error)
         else:
-            value, spent = await loop.run_in_executor(None, _timed, work, item)
-        self._note(spent)
-        return value
+            value, spent = future.result()
+            self._note(spent)
+            self.done(value)
+        while self._waiting and not self._busy and not self._closed:
+            self._start(self._waiting.popleft())
 
     def _note(self, spent: float) -> None:
-        self._count += 1
         self.cost = spent if self.cost is None else (1 - self.WEIGHT) * self.cost + self.WEIGHT * spent
         if self.inline and self.cost > self.OFFLOAD_ABOVE:
             self.inline = False
-        elif not self.inline and self._count >= self.PROBES and self.cost < self.INLINE_BELOW:
+        elif not self.inline and self.cost < self.INLINE_BELOW:
             self.inline = True
+
+
+def _unreachable(item: Any) -> Any:
+    raise RuntimeError("work pushed after close")
+
+
+def _ignore_event(name: str, data: dict[str, Any]) -> None:
+    pass
 
 
 def _timed(work: Callable[[_In], _Out], item: _In) -> tuple[_Out, float]:

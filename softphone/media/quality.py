@@ -91,7 +91,7 @@ class QualityMonitor:
         """Begin sampling (once; later calls only change where the streams come from)."""
         self._streams = streams
         self._pair_type = pair_type
-        if self._task is not None:
+        if self._task is not None or self.stopped is not None:
             return
         self._loop = asyncio.get_running_loop()
         self.started = self._sampled = self._loop.time()
@@ -103,7 +103,16 @@ class QualityMonitor:
             return
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None  # its error holds its frame, which holds this monitor
         self.stopped = self._now()
+        self.listeners.clear()
+
+    def detach(self) -> None:
+        """Let go of the call's streams once its summary is made: the figures stay, and the call
+        (which holds this monitor) is freed by reference counting, not by the cycle collector."""
+        self._streams = None
+        self._pair_type = None
+        self._tracked.clear()
 
     def _now(self) -> float:
         return self._loop.time() if self._loop is not None else 0.0

@@ -159,6 +159,7 @@ class VideoStream:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []  # a cancelled task's error holds its frame, which holds this stream
         self.transport.set_receivers(None, None)
         remote = self._rtcp_address()
         if remote is not None:

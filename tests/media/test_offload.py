@@ -1,4 +1,4 @@
-"""Where codec work runs: on the event loop when cheap, in the executor when not."""
+"""Where codec work runs: on the event loop while cheap, in the executor when not, in order."""
 from __future__ import annotations
 
 import asyncio
@@ -15,29 +15,61 @@ def burn(seconds: float) -> float:
     return seconds
 
 
-def test_cheap_work_moves_inline_and_costly_work_moves_back() -> None:
-    async def run() -> list[bool]:
-        loop = asyncio.get_running_loop()
-        offload = _Offload()
-        seen = []
-        for cost in [0.00005] * 15 + [0.002] * 15 + [0.00005] * 40:
-            await offload.run(loop, burn, cost)
-            seen.append(offload.inline)
-        return seen
+async def _push_all(costs: list[float]) -> tuple[list[bool], list[float]]:
+    """Push each cost, one per loop pass; where each ran (True: inline) and what came out, in order."""
+    loop = asyncio.get_running_loop()
+    done: list[float] = []
+    offload = _Offload(loop, burn, done.append)
+    seen = []
+    for cost in costs:
+        seen.append(offload.inline)
+        offload.push(cost)
+        while offload.backlog:
+            await asyncio.sleep(0.0005)
+    return seen, done
 
-    seen = asyncio.run(run())
-    assert seen[:9] == [False] * 9  # probes in the executor first
-    assert seen[14]  # cheap: on the loop
-    assert not seen[29]  # became costly: back to the executor
+
+def test_cheap_work_stays_inline_and_costly_work_moves_out_and_back() -> None:
+    costs = [0.00005] * 15 + [0.002] * 15 + [0.00005] * 40
+    seen, done = asyncio.run(_push_all(costs))
+    assert done == costs  # every result, in order
+    assert all(seen[:16])  # cheap from the start: on the loop
+    assert not seen[29]  # became costly: in the executor
     assert seen[-1]  # cheap again
 
 
 def test_work_that_stays_costly_stays_in_the_executor() -> None:
-    async def run() -> bool:
-        loop = asyncio.get_running_loop()
-        offload = _Offload()
-        for _ in range(20):
-            await offload.run(loop, burn, 0.0006)
-        return offload.inline
+    seen, _ = asyncio.run(_push_all([0.0006] * 20))
+    assert seen[0] and not seen[-1]
 
-    assert asyncio.run(run()) is False
+
+def test_items_pushed_while_one_runs_in_the_executor_come_out_in_order() -> None:
+    async def run() -> list[int]:
+        loop = asyncio.get_running_loop()
+        done: list[int] = []
+        offload = _Offload(loop, lambda n: (burn(0.002), n)[1], done.append)
+        offload.inline = False
+        for n in range(4):
+            offload.push(n)
+        assert offload.backlog == 4
+        while offload.backlog:
+            await asyncio.sleep(0.001)
+        return done
+
+    assert asyncio.run(run()) == [0, 1, 2, 3]
+
+
+def test_a_backlog_beyond_its_bound_loses_its_oldest_items() -> None:
+    async def run() -> tuple[list[int], int]:
+        loop = asyncio.get_running_loop()
+        done: list[int] = []
+        offload = _Offload(loop, lambda n: (burn(0.003), n)[1], done.append)
+        offload.inline = False
+        for n in range(10):
+            offload.push(n)
+        while offload.backlog:
+            await asyncio.sleep(0.001)
+        return done, offload.dropped
+
+    done, dropped = asyncio.run(run())
+    assert done == [0, 5, 6, 7, 8, 9] and dropped == 4
