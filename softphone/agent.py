@@ -66,7 +66,8 @@ log = logging.getLogger(__name__)
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()  # option tags of Require we implement (RFC 3261 §8.2.2.3)
 BYE_GRACE_T1 = 8  # how long (in T1) a BYE may go unanswered before the call counts as over: 4 s by default
-LINGER_T1 = 64  # how long an ended call is kept for late retransmissions (Timer J/H: 64*T1)
+LINGER_T1 = 64  # how long after its 2xx an ended call we placed is kept for 2xx retransmissions
+CALLEE_LINGER_T1 = 8  # how long an ended call we answered is kept: 4 s by default
 TRANSFERRED_T1 = 8  # how long (in T1) a transferor may take to hang up after a successful transfer: 4 s
 
 
@@ -84,8 +85,7 @@ class CallTimer(StrEnum):
 
 @dataclass(frozen=True)
 class CallCommand:
-    """Something a call asks of the edge: a state to report, media to start or follow,
-    the end of the call."""
+    """Something a call asks of the edge: a state to report, media to start or follow, its end."""
 
     call_id: str
     command: StateChanged | MediaUpdate | CallEnded | TransferUpdate
@@ -103,8 +103,7 @@ class Resolve:
 
 @dataclass(frozen=True)
 class IncomingCall:
-    """An INVITE the policy lets in: the edge prepares media and calls ``accept``
-    (or ``refuse`` when it cannot)."""
+    """An INVITE the policy lets in: the edge prepares media and calls ``accept`` (or ``refuse``)."""
 
     request: Request
     source: Peer
@@ -121,8 +120,8 @@ class CallRefused:
 
 @dataclass(frozen=True)
 class TransferCall:
-    """The peer of call ``call_id`` transferred us (REFER): the edge places a call to
-    ``target`` as ``call`` does, then tells ``transfer_placed`` (or ``transfer_failed``)."""
+    """The peer of ``call_id`` transferred us (REFER): the edge calls ``target``, then tells
+    ``transfer_placed`` (or ``transfer_failed``)."""
 
     call_id: str
     target: SipUri
@@ -130,7 +129,7 @@ class TransferCall:
 
 @dataclass(frozen=True)
 class CallForgotten:
-    """An ended call's late retransmissions are over: the edge may drop it too."""
+    """An ended call's late retransmissions are over."""
 
     call_id: str
 
@@ -180,6 +179,7 @@ class UserAgent:
             memory=LINGER_T1 * endpoint.timers.t1, bodies={"NOTIFY": SIPFRAG},
         )
         self.calls: dict[str, CallRecord] = {}
+        self._active = 0  # calls in the table not ended yet
         self.targets = Targets(endpoint, self.registrations)
         self._heap: list[tuple[float, int, str, CallTimer]] = []
         self._sequence = 0
@@ -189,7 +189,8 @@ class UserAgent:
         return self.endpoint.timers.t1
 
     def active_calls(self) -> int:
-        return sum(1 for r in self.calls.values() if r.ended is None)
+        """Calls not ended yet (the table holds ended calls a while too), counted as they come and end."""
+        return self._active
 
     # ------------------------------------------------------------ the core the network drives
 
@@ -234,6 +235,7 @@ class UserAgent:
         call, commands = Call.outgoing(target, setup)
         record = CallRecord(call, first_hop.transport, now, first_hop=first_hop, alternatives=tuple(alternatives))
         self.calls[call.call_id] = record
+        self._active += 1
         record.mark("invite_sent", now)
         return call.call_id, self._run(record, commands, now)
 
@@ -242,6 +244,7 @@ class UserAgent:
         call, commands = Call.incoming(request, setup)
         record = CallRecord(call, source.transport, now)
         self.calls[call.call_id] = record
+        self._active += 1
         out = self._run(record, commands, now)
         if call.ended:
             return out
@@ -364,9 +367,11 @@ class UserAgent:
                 out.append(CallCommand(call_id, command))
                 out += self._report_transfer(record, command, now)
             elif isinstance(command, CallEnded):
+                if record.ended is None:
+                    self._active -= 1
                 record.ended = command
                 record.timers.clear()
-                self._arm(record, CallTimer.LINGER, now + LINGER_T1 * self.t1)
+                self._arm(record, CallTimer.LINGER, self._forget_at(record, now))
                 out.append(CallCommand(call_id, command))
                 out += self._report_transfer(record, command, now)
             else:
@@ -374,6 +379,15 @@ class UserAgent:
                 if isinstance(command, TransferUpdate) and command.direction == Direction.INCOMING:
                     out += self._on_transfer(record, command, now)
         return out
+
+    def _forget_at(self, record: CallRecord, now: float) -> float:
+        """When an ended call leaves the table. As caller: 64*T1 after our INVITE was answered (or
+        sent), as the callee may resend its 2xx until then (RFC 3261 §13.2.2.4: ACK each). As callee:
+        a few T1, for a late answer to our BYE (the transactions absorb retransmissions)."""
+        if record.call.role == "uas":
+            return now + CALLEE_LINGER_T1 * self.t1
+        since = record.started + record.timeline.get("answered", 0.0)
+        return max(now + CALLEE_LINGER_T1 * self.t1, since + LINGER_T1 * self.t1)
 
     def _on_transfer(self, record: CallRecord, update: TransferUpdate, now: float) -> list[AgentCommand]:
         if update.state == TransferState.REQUESTED:

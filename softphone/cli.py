@@ -336,6 +336,7 @@ async def cmd_call(args: argparse.Namespace, config: Config, out: Output) -> int
     media = _media_choice(args)
     report = _report_path(args)
     phone = Phone(config, bind=args.bind, on_event=out.event)
+    phone.media_choice = media  # what the phone loads ahead of the call
     target = phone.target(args.uri)  # a mistake in the URI is reported before anything starts
     stop = asyncio.Event()
     _stop_on_signals(stop)
@@ -401,7 +402,8 @@ async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> i
             question.on_event(event)
         if isinstance(event, StateEvent) and event.state == Progress.CONFIRMED and event.call_id in phone.sessions:
             session = phone.sessions[event.call_id]
-            answered_calls[event.call_id] = session
+            if report is not None:  # its figures are drawn when it ends
+                answered_calls[event.call_id] = session
             _show_quality(session, out)
             if args.dtmf or args.duration is not None:
                 task = asyncio.get_running_loop().create_task(_in_call(session, args.dtmf, args.duration))
@@ -409,7 +411,8 @@ async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> i
                 task.add_done_callback(in_call.discard)
         if isinstance(event, CallSummary) and report is not None and event.call_id in answered_calls:
             path = numbered(report, len(reports) + 1)
-            reports.append(asyncio.get_running_loop().create_task(_write_report(path, answered_calls[event.call_id])))
+            ended = answered_calls.pop(event.call_id)
+            reports.append(asyncio.get_running_loop().create_task(_write_report(path, ended)))
         if isinstance(event, CallSummary) and args.once:
             # a call that a transfer placed keeps --once waiting until it ends too
             if not any(cid != event.call_id and not s.done.done() for cid, s in phone.sessions.items()):

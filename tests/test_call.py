@@ -346,15 +346,36 @@ def test_bye_unanswered_ends_the_call_after_the_grace(pair: tuple[Side, Side, Ne
     assert alice.ended() == CallEnded(CallResult.COMPLETED, 200, "local hangup", EndCause.LOCAL_HANGUP)
 
 
-def test_an_ended_call_lingers_for_64_t1(pair: tuple[Side, Side, Net]) -> None:
+def test_an_ended_call_lingers_for_64_t1_after_its_2xx_as_caller_and_8_t1_as_callee(
+        pair: tuple[Side, Side, Net]) -> None:
     alice, bob, net = pair
     call = dial(alice, net)
+    answered = net.now
+    net.advance(10.0)
     net.edge(alice, alice.agent.hangup(call.call_id, net.now))
-    net.advance(31.9)
+    net.advance(3.9)
+    assert call.call_id in bob.agent.calls  # the callee keeps it a few T1, for a late answer to a BYE
+    net.advance(0.2)
+    assert call.call_id not in bob.agent.calls and CallForgotten(call.call_id) in bob.reported
+    net.advance(answered + 31.9 - net.now)  # the caller: until the 2xx can no longer come again
     assert call.call_id in alice.agent.calls
     net.advance(0.2)
-    assert call.call_id not in alice.agent.calls and call.call_id not in bob.agent.calls
+    assert call.call_id not in alice.agent.calls
     assert CallForgotten(call.call_id) in alice.reported
+
+
+def test_the_caller_acks_a_2xx_retransmitted_after_the_call_ended(pair: tuple[Side, Side, Net]) -> None:
+    alice, bob, net = pair
+    alice.drop_acks = True  # bob hears neither our ACK (he retransmits his 200, RFC 3261 §13.3.1.4) ...
+    net.drop = {"BYE"}  # ... nor our BYE
+    call = dial(alice, net)
+    net.edge(alice, alice.agent.hangup(call.call_id, net.now))
+    net.advance(4.5)  # the unanswered BYE ended the call for us
+    assert alice.ended() is not None
+    acks = len(net.sent(b"ACK", 5062))
+    net.advance(8.0)
+    assert call.call_id in alice.agent.calls
+    assert len(net.sent(b"ACK", 5062)) > acks  # each 200 that still comes is ACKed
 
 
 # ---------------------------------------------------------------- the incoming-call policy
