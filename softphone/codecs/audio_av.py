@@ -142,11 +142,10 @@ class G722Decoder(_AvDecoder):
         self._concealer = RepeatFadeConcealer(G722_SAMPLE_RATE)
 
     def _decoded(self, pcm: np.ndarray) -> None:
-        self._concealer.remember(pcm)
+        self._concealer.remember(pcm.astype("<i2", copy=False).tobytes())
 
     def conceal(self, samples: int) -> AudioFrame:
-        pcm = self._concealer.conceal(samples)
-        return AudioFrame(pcm.astype("<i2", copy=False).tobytes(), self.sample_rate)
+        return AudioFrame(self._concealer.conceal(samples), self.sample_rate)
 
 
 class G722Codec:

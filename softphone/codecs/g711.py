@@ -1,117 +1,138 @@
-"""G.711 μ-law (PCMU) and A-law (PCMA), vectorised with numpy lookup tables.
+"""G.711 μ-law (PCMU) and A-law (PCMA) with lookup tables, in plain Python.
 
 The tables are computed once, at import, from the ITU-T reference algorithm (the
 ITU-T G.191 Software Tool Library ``g711.c``: ``ulaw_compress``/``ulaw_expand``,
-``alaw_compress``/``alaw_expand``), so encoding is bit-exact with it: a 65536-entry
-table indexed by the 16-bit sample, and a 256-entry table per law for decoding.
+``alaw_compress``/``alaw_expand``), so encoding is bit-exact with it: a 65536-byte
+table indexed by the 16-bit sample's bit pattern, and a 256-entry table per law for
+decoding. Encoding maps each sample through its table and decoding is two
+``bytes.translate`` calls (low and high byte): no numpy, so a G.711 call does not load
+it (about 15 MiB of memory).
 
 Also here: :class:`RepeatFadeConcealer`, the loss concealment shared by the
-sample-based codecs (G.711, G.722).
+sample-based codecs (G.711, G.722); it loads numpy when a frame is first lost.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
+import sys
+from array import array
+from typing import TYPE_CHECKING
 
 from softphone.codecs import CodecError
 from softphone.errors import ConfigError
 from softphone.frames import AudioFrame
 
+if TYPE_CHECKING:
+    import numpy as np
+
 SAMPLE_RATE = 8000
 #: encoding table: the uint16 bit pattern of a sample -> its code
-EncodeTable = npt.NDArray[np.uint8]
+EncodeTable = bytes
 #: decoding table: a code -> its int16 sample
-DecodeTable = npt.NDArray[np.int16]
-_POWERS_OF_TWO = 1 << np.arange(16)
+DecodeTable = tuple[int, ...]
+_LITTLE_ENDIAN = sys.byteorder == "little"
 
 
-def _bit_length(values: np.ndarray) -> np.ndarray:
-    """``int.bit_length`` for an array of non-negative integers below 2**16."""
-    return np.searchsorted(_POWERS_OF_TWO, values, side="right")
+def _ulaw_code(absno: int) -> int:
+    """ulaw_compress for a biased 14-bit magnitude, sign bit not set."""
+    absno = min(absno, 0x1FFF)
+    segno = 1 + (absno >> 6).bit_length()
+    return ((8 - segno) << 4) | (0xF - ((absno >> segno) & 0xF))
 
 
-def _all_int16() -> np.ndarray:
-    return np.arange(-32768, 32768, dtype=np.int32)
+def _alaw_code(ix: int) -> int:
+    """alaw_compress for a 11-bit magnitude, sign bit not set and before the 0x55 toggle."""
+    exponent = max(ix.bit_length() - 4, 0)
+    return (ix >> max(exponent - 1, 0)) - 16 + (exponent << 4) if exponent > 0 else ix
 
 
-def _by_uint16(codes: np.ndarray) -> EncodeTable:
-    """Reorder a table over -32768..32767 so that the sample's uint16 bit pattern indexes it."""
-    table = np.empty(65536, dtype=np.uint8)
-    table[_all_int16() & 0xFFFF] = codes
-    return table
+def _encode_table(code: list[int], shift: int, toggle: int) -> EncodeTable:
+    """The 65536-byte table from the codes of the magnitudes ``m >> shift``: a positive sample
+    uses its magnitude, a negative one its one's complement (``~x``), as the reference does."""
+    width = 1 << shift
+    by_magnitude = bytearray(len(code) * width)  # 32768 entries: each code ``width`` times
+    for offset in range(width):
+        by_magnitude[offset::width] = bytes(code)
+    positive = bytes(by_magnitude).translate(_SIGNED[toggle])
+    negative = bytes(by_magnitude).translate(_XOR[toggle])[::-1]  # uint16 32768.. is x = -32768.., ~x = 32767..
+    return positive + negative
 
 
-def _ulaw_encode_table() -> EncodeTable:
-    x = _all_int16()
-    # 14-bit magnitude; one's complement for negative samples; 33 is the μ-law bias.
-    absno = np.where(x < 0, (~x) >> 2, x >> 2) + 33
-    absno = np.minimum(absno, 0x1FFF)
-    segno = 1 + _bit_length(absno >> 6)
-    high_nibble = 8 - segno
-    low_nibble = 0xF - ((absno >> segno) & 0xF)
-    codes = (high_nibble << 4) | low_nibble
-    codes = np.where(x >= 0, codes | 0x80, codes)
-    return _by_uint16(codes)
+_XOR = {mask: bytes(b ^ mask for b in range(256)) for mask in (0x00, 0x55)}
+_SIGNED = {mask: bytes((b | 0x80) ^ mask for b in range(256)) for mask in (0x00, 0x55)}
 
 
-def _ulaw_decode_table() -> DecodeTable:
-    code = np.arange(256, dtype=np.int32)
-    sign = np.where(code < 0x80, -1, 1)
+def _ulaw_expand(code: int) -> int:
     inverted = ~code
     exponent = (inverted >> 4) & 0x7
-    mantissa = inverted & 0xF
     step = 4 << (exponent + 1)
-    magnitude = (0x80 << exponent) + step * mantissa + step // 2 - 4 * 33
-    table: DecodeTable = (sign * magnitude).astype(np.int16)
-    return table
+    magnitude = (0x80 << exponent) + step * (inverted & 0xF) + step // 2 - 4 * 33
+    return magnitude if code >= 0x80 else -magnitude
 
 
-def _alaw_encode_table() -> EncodeTable:
-    x = _all_int16()
-    ix = np.where(x < 0, (~x) >> 4, x >> 4)  # 0 <= ix < 2048, one's complement for negatives
-    exponent = np.maximum(_bit_length(ix) - 4, 0)
-    shifted = ix >> np.maximum(exponent - 1, 0)
-    codes = np.where(exponent > 0, (shifted - 16) + (exponent << 4), ix)
-    codes = np.where(x >= 0, codes | 0x80, codes)
-    return _by_uint16(codes ^ 0x55)
-
-
-def _alaw_decode_table() -> DecodeTable:
-    code = np.arange(256, dtype=np.int32)
+def _alaw_expand(code: int) -> int:
     ix = (code ^ 0x55) & 0x7F
-    exponent = ix >> 4
-    mantissa = ix & 0xF
-    mantissa = np.where(exponent > 0, mantissa + 16, mantissa)
+    exponent, mantissa = ix >> 4, ix & 0xF
+    if exponent > 0:
+        mantissa += 16
     mantissa = (mantissa << 4) + 8
-    mantissa = np.where(exponent > 1, mantissa << np.maximum(exponent - 1, 0), mantissa)
-    return np.where(code > 127, mantissa, -mantissa).astype(np.int16)
+    if exponent > 1:
+        mantissa <<= exponent - 1
+    return mantissa if code > 127 else -mantissa
 
 
-ULAW_ENCODE = _ulaw_encode_table()
-ULAW_DECODE = _ulaw_decode_table()
-ALAW_ENCODE = _alaw_encode_table()
-ALAW_DECODE = _alaw_decode_table()
+ULAW_ENCODE: EncodeTable = _encode_table([_ulaw_code(m + 33) for m in range(8192)], 2, 0x00)
+ALAW_ENCODE: EncodeTable = _encode_table([_alaw_code(m) for m in range(2048)], 4, 0x55)
+ULAW_DECODE: DecodeTable = tuple(_ulaw_expand(c) for c in range(256))
+ALAW_DECODE: DecodeTable = tuple(_alaw_expand(c) for c in range(256))
+
+
+def _byte_tables(table: DecodeTable) -> tuple[bytes, bytes]:
+    """The low and the high byte of each code's 16-bit sample, for ``bytes.translate``."""
+    return bytes(v & 0xFF for v in table), bytes((v >> 8) & 0xFF for v in table)
+
+
+_ULAW_BYTES = _byte_tables(ULAW_DECODE)
+_ALAW_BYTES = _byte_tables(ALAW_DECODE)
+
+
+def _encode(table: EncodeTable, pcm: bytes) -> bytes:
+    samples = memoryview(pcm).cast("H") if _LITTLE_ENDIAN else _swapped(pcm)
+    return bytes(map(table.__getitem__, samples))
+
+
+def _swapped(pcm: bytes) -> array[int]:
+    samples = array("H", pcm)
+    samples.byteswap()
+    return samples
+
+
+def _decode(tables: tuple[bytes, bytes], payload: bytes) -> bytes:
+    low, high = tables
+    out = bytearray(2 * len(payload))
+    out[0::2] = payload.translate(low)
+    out[1::2] = payload.translate(high)
+    return bytes(out)
 
 
 def ulaw_encode(pcm: bytes) -> bytes:
     """16-bit little-endian PCM -> μ-law bytes."""
-    return ULAW_ENCODE.take(np.frombuffer(pcm, dtype="<u2")).tobytes()
+    return _encode(ULAW_ENCODE, pcm)
 
 
 def ulaw_decode(payload: bytes) -> bytes:
     """μ-law bytes -> 16-bit little-endian PCM."""
-    return ULAW_DECODE.take(np.frombuffer(payload, dtype=np.uint8)).astype("<i2", copy=False).tobytes()
+    return _decode(_ULAW_BYTES, payload)
 
 
 def alaw_encode(pcm: bytes) -> bytes:
     """16-bit little-endian PCM -> A-law bytes."""
-    return ALAW_ENCODE.take(np.frombuffer(pcm, dtype="<u2")).tobytes()
+    return _encode(ALAW_ENCODE, pcm)
 
 
 def alaw_decode(payload: bytes) -> bytes:
     """A-law bytes -> 16-bit little-endian PCM."""
-    return ALAW_DECODE.take(np.frombuffer(payload, dtype=np.uint8)).astype("<i2", copy=False).tobytes()
+    return _decode(_ALAW_BYTES, payload)
 
 
 class RepeatFadeConcealer:
@@ -130,36 +151,43 @@ class RepeatFadeConcealer:
         self.sample_rate = sample_rate
         self._min_period = max(2, sample_rate // 400)  # 2.5 ms
         self._max_period = sample_rate * 15 // 1000  # 15 ms
-        self._history = np.zeros(0, dtype=np.float64)
+        self._history = b""  # 16-bit little-endian PCM, the last 2 * _max_period samples
+        self._samples: np.ndarray | None = None  # the history as floats, once a frame is lost
         self._period = 0
         self._phase = 0
         self._losses = 0
 
-    def remember(self, pcm: np.ndarray) -> None:
-        """Keep the tail of a decoded frame (int16 samples) as the source for concealment."""
-        keep = 2 * self._max_period
-        self._history = np.concatenate([self._history, pcm.astype(np.float64)])[-keep:]
+    def remember(self, pcm: bytes) -> None:
+        """Keep the tail of a decoded frame (16-bit little-endian PCM) as the source for concealment."""
+        keep = 4 * self._max_period  # bytes
+        self._history = (self._history + pcm)[-keep:] if len(pcm) < keep else pcm[-keep:]
+        self._samples = None
         self._losses = 0
         self._period = 0
 
-    def conceal(self, samples: int) -> np.ndarray:
-        """``samples`` int16 samples to play in place of a lost frame."""
+    def conceal(self, samples: int) -> bytes:
+        """``samples`` samples (16-bit little-endian PCM) to play in place of a lost frame."""
         self._losses += 1
-        if self._losses > self.FADE_FRAMES or len(self._history) < self._min_period:
-            return np.zeros(samples, dtype=np.int16)
+        if self._losses > self.FADE_FRAMES or len(self._history) < 2 * self._min_period:
+            return bytes(2 * samples)
+        import numpy as np  # lazily: a call without losses never loads it
+
+        if self._samples is None:
+            self._samples = np.frombuffer(self._history, dtype="<i2").astype(np.float64)
         if self._period == 0:
-            self._period = self._find_period()
+            self._period = self._find_period(self._samples)
             self._phase = 0
-        period = self._history[-self._period :]
+        period = self._samples[-self._period :]
         index = (self._phase + np.arange(samples)) % self._period
         self._phase = (self._phase + samples) % self._period
         start = 0.5 ** (self._losses - 1)
         end = 0.0 if self._losses == self.FADE_FRAMES else start / 2
         gain = np.linspace(start, end, samples, endpoint=False)
-        return np.clip(np.rint(period[index] * gain), -32768, 32767).astype(np.int16)
+        return bytes(np.clip(np.rint(period[index] * gain), -32768, 32767).astype("<i2").tobytes())
 
-    def _find_period(self) -> int:
-        history = self._history
+    def _find_period(self, history: np.ndarray) -> int:
+        import numpy as np
+
         longest = min(self._max_period, len(history) // 2)
         if longest <= self._min_period:
             return len(history)
@@ -202,7 +230,7 @@ class G711Encoder:
 
     def encode(self, frame: AudioFrame) -> bytes:
         check_frame(frame, SAMPLE_RATE, self.frame_samples)
-        return self._table.take(np.frombuffer(frame.pcm, dtype="<u2")).tobytes()
+        return _encode(self._table, frame.pcm)
 
 
 class G711Decoder:
@@ -213,19 +241,18 @@ class G711Decoder:
 
     def __init__(self, name: str, table: DecodeTable) -> None:
         self.name = name
-        self._table = table
+        self._bytes = _byte_tables(table)
         self._concealer = RepeatFadeConcealer(SAMPLE_RATE)
 
     def decode(self, payload: bytes) -> AudioFrame:
         if not payload:
             raise CodecError(f"empty {self.name} payload")
-        pcm = self._table.take(np.frombuffer(payload, dtype=np.uint8))
+        pcm = _decode(self._bytes, payload)
         self._concealer.remember(pcm)
-        return AudioFrame(pcm.astype("<i2", copy=False).tobytes(), SAMPLE_RATE)
+        return AudioFrame(pcm, SAMPLE_RATE)
 
     def conceal(self, samples: int) -> AudioFrame:
-        pcm = self._concealer.conceal(samples)
-        return AudioFrame(pcm.astype("<i2", copy=False).tobytes(), SAMPLE_RATE)
+        return AudioFrame(self._concealer.conceal(samples), SAMPLE_RATE)
 
 
 class PcmuCodec:

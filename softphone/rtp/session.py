@@ -29,13 +29,18 @@ RTCP_RANDOM_LOW = 0.5
 RTCP_RANDOM_HIGH = 1.5
 
 
+# one generator for every stream, seeded once from the OS: seeding a new one per stream reads
+# 2.5 kB from the OS each time, a cost that showed under load
+_RANDOM = random.Random()
+
+
 class RtpSender:
     """Sequence numbers and timestamps for one outgoing stream."""
 
     def __init__(
         self, payload_type: int, clock_rate: int, ssrc: int | None = None, rng: random.Random | None = None
     ) -> None:
-        rng = rng or random.Random()
+        rng = rng or _RANDOM
         self.payload_type = payload_type
         self.clock_rate = clock_rate
         # SSRC: "This identifier SHOULD be chosen randomly"; "The initial value of
@@ -79,7 +84,7 @@ class RtcpScheduler:
     [0.5, 1.5] times; no reconsideration."""
 
     def __init__(self, rng: random.Random | None = None, minimum: float = RTCP_MIN_INTERVAL) -> None:
-        self.rng = rng or random.Random()
+        self.rng = rng or _RANDOM
         self.minimum = minimum
         self._next: float | None = None
 

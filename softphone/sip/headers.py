@@ -77,6 +77,20 @@ CSEQ_LIMIT = 2**31
 
 def canonical_name(name: str) -> str:
     """Expand a compact form and spell the name the way RFC 3261 does."""
+    known = _CANONICAL.get(name)
+    if known is not None:
+        return known
+    spelled = _spell(name)
+    if len(_CANONICAL) < _CANONICAL_LIMIT:  # names seen are few; a flood of new ones is not kept
+        _CANONICAL[name] = spelled
+    return spelled
+
+
+_CANONICAL: dict[str, str] = {}
+_CANONICAL_LIMIT = 1024
+
+
+def _spell(name: str) -> str:
     lowered = name.strip().lower()
     if lowered in COMPACT_FORMS:
         return COMPACT_FORMS[lowered]

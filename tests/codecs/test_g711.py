@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -223,8 +226,8 @@ def test_published_decodings(code: int, table: str, value: int) -> None:
 
 
 def test_tables_have_the_expected_shapes() -> None:
-    assert ULAW_ENCODE.shape == ALAW_ENCODE.shape == (65536,)
-    assert ULAW_DECODE.shape == ALAW_DECODE.shape == (256,)
+    assert len(ULAW_ENCODE) == len(ALAW_ENCODE) == 65536
+    assert len(ULAW_DECODE) == len(ALAW_DECODE) == 256
     # Decoding then re-encoding every code is the identity (each code's value is inside its interval),
     # except μ-law's negative zero 0x7F which decodes to 0 and comes back as the positive zero 0xFF.
     assert ulaw_encode(ulaw_decode(EVERY_CODE)) == EVERY_CODE.replace(b"\x7f", b"\xff")
@@ -333,6 +336,26 @@ def test_concealment_before_any_audio_is_silence_and_decoding_resets_the_fade() 
 
 def test_concealer_at_16_khz_keeps_the_length() -> None:
     concealer = RepeatFadeConcealer(16000)
-    concealer.remember(_sine(300, 320, rate=16000))
+    concealer.remember(_sine(300, 320, rate=16000).tobytes())
     out = concealer.conceal(500)
-    assert out.dtype == np.int16 and len(out) == 500
+    assert len(out) == 1000 and np.abs(np.frombuffer(out, dtype="<i2")).max() > 1000
+
+
+def test_a_g711_call_without_losses_does_not_load_numpy() -> None:
+    """G.711 is plain Python: numpy (about 15 MiB) is loaded only to conceal a lost frame."""
+    code = (
+        "import sys\n"
+        "from softphone.codecs import create_decoder, create_encoder\n"
+        "from softphone.frames import AudioFrame\n"
+        "for name in ('PCMU', 'PCMA'):\n"
+        "    frame = AudioFrame(bytes(range(256)) * 1 + bytes(64), 8000)\n"
+        "    payload = create_encoder(name).encode(frame)\n"
+        "    create_decoder(name).decode(payload)\n"
+        "assert 'numpy' not in sys.modules, 'numpy loaded'\n"
+        "decoder = create_decoder('PCMU')\n"
+        "decoder.decode(payload)\n"
+        "decoder.conceal(160)\n"
+        "assert 'numpy' in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
