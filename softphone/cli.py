@@ -154,6 +154,7 @@ class Output:
         self.quiet = quiet and not as_json  # -q: no event lines (JSON is output, not chatter)
         self.live = live if live is not None else (not as_json and not self.quiet and self.stream.isatty())
         self._status_shown = False
+        self._flush_pending = False
 
     def status(self, text: str) -> None:
         """Show ``text`` as the status line: carriage return, the text, clear to the end of the line."""
@@ -177,6 +178,22 @@ class Output:
             text = event.human()
             if text:
                 self.stream.write(text + "\n")
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
+        """Flush once the loop has run what is ready: the events of one message (a call's
+        states, its media) leave in one write, not one each."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.stream.flush()
+            return
+        if not self._flush_pending:
+            self._flush_pending = True
+            loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
         self.stream.flush()
 
 
@@ -271,11 +288,16 @@ def _on_terminal(args: argparse.Namespace) -> bool:
     return not args.json and sys.stdin.isatty() and sys.stdout.isatty()
 
 
-def _stop_on_signals(stop: asyncio.Event) -> None:
+def _set_all(events: tuple[asyncio.Event, ...]) -> None:
+    for event in events:
+        event.set()
+
+
+def _stop_on_signals(*events: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, _set_all, events)
         except (NotImplementedError, RuntimeError):
             pass
 
@@ -340,6 +362,7 @@ async def cmd_call(args: argparse.Namespace, config: Config, out: Output) -> int
     target = phone.target(args.uri)  # a mistake in the URI is reported before anything starts
     stop = asyncio.Event()
     _stop_on_signals(stop)
+    shown = False  # the summary, once the call has ended
     await phone.start()
     try:
         session = await phone.call(target, transport=args.transport, media=media)
@@ -358,10 +381,15 @@ async def cmd_call(args: argparse.Namespace, config: Config, out: Output) -> int
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in tasks:
             task.cancel()
+        if session.done.done() and not stop.is_set():
+            shown = True
+            out.event(Summary(session.done.result().as_summary()))
+            await phone.settle()  # our BYE may still be on its way
     finally:
         await phone.close()  # hangs up (BYE or CANCEL) a call still in progress
     summary = session.done.result() if session.done.done() else session.summary()
-    out.event(Summary(summary.as_summary()))
+    if not shown:
+        out.event(Summary(summary.as_summary()))
     code = _exit_code(summary)
     if report is not None and not await _write_report(report, session) and code == 0:
         code = 1
@@ -433,20 +461,25 @@ async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> i
 
         question = AnswerQuestion(phone, print)
         question.start()
-    _stop_on_signals(stop)
+    signalled = asyncio.Event()
+    _stop_on_signals(stop, signalled)
     await phone.start()
     if any(a.register for a in phone.accounts):
         phone.register()  # calls to our accounts reach this phone
     try:
         await stop.wait()
+        if args.once and not signalled.is_set():
+            await phone.settle()  # our BYE may still be on its way
     finally:
         if question is not None:
             question.stop()
         for task in list(in_call):
             task.cancel()
         await phone.close()
-    answered = sum(1 for s in phone.finished if s.timeline.get("answered") is not None)
-    out.event(Summary({"calls": [s.as_summary() for s in phone.finished], "answered": answered}))
+    calls = {"calls": [s.as_summary() for s in phone.finished], "answered": phone.answered_calls}
+    if phone.ended_calls > len(phone.finished):  # the earliest are not kept
+        calls["ended"] = phone.ended_calls
+    out.event(Summary(calls))
     written = await asyncio.gather(*reports)
     return 0 if all(written) else 1
 

@@ -121,6 +121,7 @@ class SipNetwork:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.on_kick: Callable[[], None] | None = None  # called each time the core has had its turn
 
     def now(self) -> float:
         return self.loop.time()
@@ -260,6 +261,8 @@ class SipNetwork:
         """Send what the core has queued and re-arm its timer."""
         for outgoing in self.core.datagrams_to_send():
             self._send(outgoing)
+        if self.on_kick is not None:
+            self.on_kick()
         deadline = self.core.get_timer()
         if deadline == self._timer_at:
             return

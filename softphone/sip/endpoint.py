@@ -200,6 +200,11 @@ class Endpoint:
     def server_transactions(self) -> int:
         return len(self._servers)
 
+    def unanswered(self, method: str) -> int:
+        """Our requests of ``method`` whose client transactions still wait for a final response."""
+        waiting = ("calling", "trying", "proceeding")
+        return sum(1 for e in self._clients.values() if e.request.method == method and e.transaction.state in waiting)
+
     # ------------------------------------------------------------ inbound
 
     def receive(self, data: bytes, source: Peer, now: float) -> list[Event]:

@@ -200,3 +200,64 @@ def network(build: Callable[[Network], T]) -> Iterator[T]:
         yield layout
     finally:
         net.delete()
+
+
+# Random loss of UDP on one interface, both ways: what arrives by it and what leaves by it is
+# dropped with the same chance, each packet on its own (nftables' numgen: no bursts). The counters
+# say how many packets were dropped in each direction.
+LOSS = """
+table inet loss {
+    chain in {
+        type filter hook input priority filter; policy accept;
+        iifname "%(dev)s" meta l4proto udp numgen random mod 100 < %(percent)d counter drop
+    }
+    chain out {
+        type filter hook output priority filter; policy accept;
+        oifname "%(dev)s" meta l4proto udp numgen random mod 100 < %(percent)d counter drop
+    }
+}
+"""
+
+
+def lossy(ns: str, dev: str, percent: int) -> None:
+    """Namespace ``ns`` drops ``percent`` % of the UDP datagrams that cross its interface ``dev``,
+    at random, in each direction."""
+    if not 0 <= percent <= 100:
+        raise ValueError(f"a loss of {percent} % is not a percentage")
+    run("ip", "netns", "exec", ns, "nft", "-f", "-", stdin=LOSS % {"dev": dev, "percent": percent})
+
+
+def dropped(ns: str) -> dict[str, int]:
+    """The UDP datagrams the ``lossy`` rules of namespace ``ns`` dropped so far: {"in": n, "out": n}."""
+    import json
+
+    result = subprocess.run(["ip", "netns", "exec", ns, "nft", "-j", "list", "table", "inet", "loss"],
+                            check=True, capture_output=True, text=True, timeout=10)
+    counts = {"in": 0, "out": 0}
+    for item in json.loads(result.stdout)["nftables"]:
+        rule = item.get("rule")
+        if rule is None:
+            continue
+        for expr in rule["expr"]:
+            if "counter" in expr:
+                counts[rule["chain"]] += int(expr["counter"]["packets"])
+    return counts
+
+
+# Two hosts on one link (see tests/interop/test_lossy_network.py): NEAR_IP in one namespace,
+# FAR_IP in the other, FAR_DEV the far end's interface (where the loss is put)
+NEAR_IP, FAR_IP = "10.0.3.1", "10.0.3.2"
+
+
+@dataclass(frozen=True)
+class Link:
+    near: str
+    far: str
+    far_dev: str
+
+
+def build_link(net: Network) -> Link:
+    """Two namespaces joined by one veth pair: near (NEAR_IP) and far (FAR_IP)."""
+    near, far = net.namespace("near"), net.namespace("far")
+    _, far_dev = net.link(near, NEAR_IP, far, FAR_IP)
+    return Link(near, far, far_dev)

@@ -132,14 +132,15 @@ def test_sipp_uac_av_calls_softphone(softphone, sipp, transport):
 # ---------------------------------------------------------------- (d) a BYE nobody answers
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(80)
 def test_unanswered_bye_ends_the_call(softphone, sipp):
     """RFC 3261 §15.1.1: the session is over once the BYE is sent; a peer that never answers it
-    costs a few retransmissions, not Timer F (64*T1 = 32 s), and the call still completed."""
+    costs a few retransmissions before the call counts as completed, not Timer F (64*T1 = 32 s).
+    The BYE's transaction still runs to Timer F (§17.1.2) before the command exits."""
     uas = sipp("uas_bye_unanswered.xml", None, "-t", "u1", "-m", 1, timeout=40)
     sp = softphone("--bind", "127.0.0.1", "--sip-port", "0", "--rtp-port", "0", "call",
                    f"sip:service@127.0.0.1:{uas.local_port}", "--no-video", "--duration", "1", "--timeout", "15")
-    rc = sp.wait(30)
+    rc = sp.wait(45)
     where = f"\n{sp.describe()}\n{uas.describe()}"
     assert rc == 0, f"softphone exit {rc}" + where
     s = sp.summary
@@ -149,4 +150,6 @@ def test_unanswered_bye_ends_the_call(softphone, sipp):
     assert 3.5 <= sp.find_events("call_end")[0]["_t"] - sp.find_events("state", state="terminating")[0]["_t"] < 6, where
     assert "bye" in t, where
     assert uas.wait(20) == 0, where
-    assert len(re.findall(r"^BYE sip:", uas.messages, re.MULTILINE)) >= 3, where
+    # past the call's end (8*T1 after the first copy, 4 copies): retransmitted on to the fifth copy
+    # 7.5 s after the first, while SIPp listens (8 s); its closed port then ends the transaction
+    assert len(re.findall(r"^BYE sip:", uas.messages, re.MULTILINE)) >= 5, where
