@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gc
-import importlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from softphone import preload
 from softphone.accounts import (
     Account,
     accounts_from_config,
@@ -39,7 +39,6 @@ from softphone.agent import (
 )
 from softphone.call import ALLOW, CallEnded, CallSetup, MediaUpdate, StateChanged, TransferUpdate
 from softphone.call.states import CallResult, Direction, EndCause, Progress
-from softphone.codecs import registry
 from softphone.config import DEFAULT_USER_AGENT, Config
 from softphone.config.private import split_patterns, verifier_for
 from softphone.config.values import FirewallPolicy, split_dns_server
@@ -78,6 +77,8 @@ from softphone.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
 
+FINISHED_KEPT = 1000  # ended calls whose summaries the phone keeps (``Phone.finished``)
+
 EventSink = Callable[[PhoneEvent], None]
 
 __all__ = ["IncomingPolicy", "Phone", "incoming_policy"]
@@ -113,7 +114,9 @@ class Phone:
         self.media_choice = MediaChoice()
         self.muted = False  # new calls start muted too (the shell's ``mute``)
         self.sessions: dict[str, CallSession] = {}
-        self.finished: list[CallSummary] = []
+        # the latest ended calls (a phone answering for days must not keep them all) and how many
+        self.finished: deque[CallSummary] = deque(maxlen=FINISHED_KEPT)
+        self.ended_calls = self.answered_calls = 0
         self._network: SipNetwork | None = None
         self._unregistered: asyncio.Event | None = None  # while closing: set when no unregistration is pending
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -161,12 +164,12 @@ class Phone:
             self.on_event(Listening(transport, self.bind, port))
         if self.preload_media:
             # load the media libraries in the background so that the first call's audio starts at once
-            modules = _media_modules(self.config, self.media_choice)
-            preload = asyncio.get_running_loop().run_in_executor(None, _preload_media, modules)
-            preload.add_done_callback(_settle_heap)
-            self._spawn(preload)
+            modules = preload.media_modules(self.config, self.media_choice)
+            loading = asyncio.get_running_loop().run_in_executor(None, preload.load, modules)
+            loading.add_done_callback(preload.settle_heap)
+            self._spawn(loading)
         else:
-            _settle_heap(None)
+            preload.settle_heap(None)
 
     def register(self) -> list[Registration]:
         """Register every account that asks for it ([proxy_N] reg_sendregister=1), keep the
@@ -215,6 +218,28 @@ class Phone:
         if index < 0:
             return None
         return next((a for a in self.accounts if a.index == index), self.accounts[0] if self.accounts else None)
+
+    async def settle(self) -> None:
+        """Serve until our BYEs are answered, at most Timer F (64*T1). The call ended for the
+        user when the BYE went (RFC 3261 §15.1.1), but its transaction retransmits it until an
+        answer or Timer F (§17.1.2): closing the socket sooner leaves a peer that lost the first
+        copies in the call until its media times out."""
+        network = self._network
+        if network is None or not self.endpoint.unanswered("BYE"):
+            return
+        answered = asyncio.Event()
+
+        def check() -> None:
+            if not self.endpoint.unanswered("BYE"):
+                answered.set()
+
+        network.on_kick = check
+        try:
+            await asyncio.wait_for(answered.wait(), self.timers.timer_f)
+        except asyncio.TimeoutError:
+            log.info("a BYE is still unanswered after Timer F")
+        finally:
+            network.on_kick = None
 
     async def close(self, timeout: float = 1.0) -> None:
         """Hang up every call (BYE or CANCEL) and unregister, waiting at most ``timeout``
@@ -476,7 +501,7 @@ class Phone:
         request = refused.request
         summary = CallSummary(CallResult.REJECTED, refused.status, refused.cause, request.call_id,
                               Direction.INCOMING, str(request.from_addr.uri), reason=refused.cause.value)
-        self.finished.append(summary)
+        self._finished(summary)
         self.on_event(summary)
 
     def _on_registration(self, update: RegistrationUpdate) -> None:
@@ -512,13 +537,18 @@ class Phone:
             self._release(session)
             summary = session.summary(ended.reason)
             session.monitor.detach()
-            self.finished.append(summary)
+            self._finished(summary)
             self.on_event(summary)
             session.finish(summary)
             # the agent keeps the ended call a while for late retransmissions; its media, sockets
             # and figures go now (a phone under load holds thousands of ended calls)
             if self.sessions.get(session.call_id) is session:
                 del self.sessions[session.call_id]
+
+    def _finished(self, summary: CallSummary) -> None:
+        self.finished.append(summary)
+        self.ended_calls += 1
+        self.answered_calls += summary.timeline.get("answered") is not None
 
     def _media_events(self, session: CallSession) -> Callable[[str, dict[str, Any]], None]:
         def on_media_event(name: str, data: dict[str, Any]) -> None:
@@ -554,38 +584,9 @@ class Phone:
 _STILL_RINGING = (Progress.RINGING, Progress.TRYING, Progress.PROGRESS, Progress.CALLING, Progress.INCOMING)
 
 
-def _media_modules(config: Config, choice: MediaChoice) -> tuple[str, ...]:
-    """What the first call will most likely need: the module of the audio codec we put first
-    (PyAV only when that is Opus or G.722: a PCMU phone does without its memory), and the
-    synthetic devices."""
-    specs = codec_specs("audio", config, choice.audio_codec)
-    first = next((spec for spec in specs if not spec.is_telephone_event), None)
-    info = registry.find(first.name, first.clock_rate, first.channels) if first is not None else None
-    codec = (info.implementation.partition(":")[0],) if info is not None else ()
-    return (*codec, "softphone.devices.synthetic")
-
-
-def _preload_media(modules: tuple[str, ...]) -> None:
-    for name in modules:
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:  # reported again, clearly, when a call needs it
-            log.debug("cannot preload %s: %s", name, exc)
-
-
-def _settle_heap(_: object) -> None:
-    """What exists once the phone is up (modules, codec tables, the config) lives as long as
-    the process: ``gc.freeze`` takes it out of the cycle collector's sight, so that a full
-    collection under load walks the calls' objects only, not every module's (a pause of
-    hundreds of milliseconds with hundreds of calls otherwise)."""
-    gc.collect()
-    gc.freeze()
-
-
 def incoming_policy(config: Config, **overrides: Any) -> IncomingPolicy:
-    """The incoming-call policy the config asks for ([sip] auto_answer, auto_answer_delay,
-    inc_timeout, auto_answer_allow, auto_answer_deny, require_auth; [misc] max_calls), with
-    the caller's overrides (command-line options)."""
+    """The incoming-call policy of [sip] auto_answer, auto_answer_delay, inc_timeout, auto_answer_allow,
+    auto_answer_deny, require_auth and [misc] max_calls, with the caller's (command-line) overrides."""
     policy = IncomingPolicy(
         auto_answer=config.sip.auto_answer,
         delay=config.sip.auto_answer_delay_ms / 1000,

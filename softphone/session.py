@@ -257,8 +257,8 @@ class CallSession:
 
     @property
     def quality_history(self) -> list[QualitySample]:
-        """Every second's figures since the media started (``--report`` draws them)."""
-        return self.monitor.history
+        """Every second's figures since the media started, the last hour (``--report`` draws them)."""
+        return list(self.monitor.history)
 
     def on_quality(self, listener: QualityListener) -> None:
         """Call ``listener`` with each second's figures while the media runs."""

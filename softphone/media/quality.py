@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -19,7 +20,7 @@ from softphone.rtp.quality import QualitySample, StreamCounters, StreamMeter, St
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 1.0
-MAX_HISTORY = 24 * 3600  # a day of samples, one a second
+MAX_HISTORY = 3600  # an hour of samples, one a second (about 1.4 MiB a call)
 
 Streams = Callable[[], tuple[AudioStream | None, VideoStream | None]]
 PairType = Callable[[], str | None]  # the selected ICE pair's type (host, srflx, relay); None without ICE
@@ -72,7 +73,7 @@ class QualityMonitor:
 
     def __init__(self, interval: float = INTERVAL_S) -> None:
         self.interval = interval
-        self.history: list[QualitySample] = []
+        self.history: deque[QualitySample] = deque(maxlen=MAX_HISTORY)
         self.listeners: list[QualityListener] = []
         self.started: float | None = None
         self.stopped: float | None = None
@@ -124,8 +125,6 @@ class QualityMonitor:
             deadline += self.interval
             await asyncio.sleep(max(0.0, deadline - self._loop.time()))
             sample = self.sample()
-            if len(self.history) >= MAX_HISTORY:
-                del self.history[0]
             self.history.append(sample)
             self._publish(sample)
 
