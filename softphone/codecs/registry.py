@@ -6,6 +6,7 @@ only when a call uses them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from softphone.errors import ConfigError
@@ -99,6 +100,7 @@ def names(kind: str) -> list[str]:
     return [c.name for c in _table(kind)]
 
 
+@functools.lru_cache(maxsize=256)
 def lookup(name: str, kind: str | None = None) -> CodecInfo:
     """A codec by name, as "pcmu", "PCMU/8000" or "opus/48000/2" (any case).
 

@@ -383,7 +383,7 @@ class _Offload(Generic[_In, _Out]):
     OFFLOAD_ABOVE = 0.0004
     WEIGHT = 0.1  # of the newest frame in the moving average
     MAX_BACKLOG = 5
-    SAMPLE_EVERY = 4  # on the loop, one frame in this many is timed (the first is)
+    SAMPLE_EVERY = 16  # on the loop, one frame in this many is timed (the first is)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, work: Callable[[_In], _Out],
                  done: Callable[[_Out], None]) -> None:

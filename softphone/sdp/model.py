@@ -128,12 +128,14 @@ def _parse_bandwidth(value: str) -> tuple[str, int]:
 
 
 def _values(attributes: Iterable[Attribute], name: str) -> list[str]:
-    return [a.value or "" for a in attributes if a.name.lower() == name.lower()]
+    wanted = name.lower()
+    return [a.value or "" for a in attributes if a.name.lower() == wanted]
 
 
 def _first(attributes: Iterable[Attribute], name: str) -> str | None:
+    wanted = name.lower()
     for a in attributes:
-        if a.name.lower() == name.lower():
+        if a.name.lower() == wanted:
             return a.value if a.value is not None else ""
     return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import string
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ MAGIC_COOKIE = "z9hG4bK"
 
 
 def random_token(length: int = 10) -> str:
-    return "".join(_random.choice(_TOKEN_CHARS) for _ in range(length))
+    """``length`` letters and digits from the OS's random source (one read, not one per character)."""
+    data = os.urandom(length)
+    return "".join(_TOKEN_CHARS[b % len(_TOKEN_CHARS)] for b in data)
 
 
 def new_branch() -> str:

@@ -3,6 +3,7 @@ name-addr (From, To, Contact, Route ...), Via and CSeq."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -140,6 +141,10 @@ def unquote_string(text: str) -> str:
 
 def _split_top_level(text: str, separator: str) -> list[str]:
     """Split at ``separator`` outside quoted strings and <...>."""
+    if separator not in text:
+        return [text]
+    if '"' not in text and "<" not in text:  # nothing to keep together: the common case
+        return text.split(separator)
     parts: list[str] = []
     current: list[str] = []
     quoted = escaped = False
@@ -226,6 +231,12 @@ class NameAddress:
 
     @classmethod
     def parse(cls, text: str) -> NameAddress:
+        """Parsed once per distinct text: a peer's To and Contact repeat from call to call, and
+        a message's From, To and Contact are read again after they were checked."""
+        return _parse_name_address(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> NameAddress:
         s = text.strip()
         if not s:
             raise ParseError("empty address")
@@ -293,6 +304,11 @@ class NameAddress:
 
     def without_params(self, *names: str) -> NameAddress:
         return replace(self, params=drop_params(self.params, names))
+
+
+@functools.lru_cache(maxsize=2048)
+def _parse_name_address(text: str) -> NameAddress:
+    return NameAddress._parse(text)
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,7 @@ class MessageFields:
             raise ParseError("missing mandatory header: Via")
         return Via.parse(vias[0])
 
-    @property
+    @cached_property
     def contacts(self) -> list[NameAddress]:
         values = self.headers.get_all("Contact")
         if values == ["*"]:

@@ -10,6 +10,7 @@ grammar requires it). Parameter and header values are kept exactly as written.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import string
@@ -385,9 +386,11 @@ def _upper_escapes(text: str) -> str:
 Uri: TypeAlias = SipUri | AbsoluteUri
 
 
+@functools.lru_cache(maxsize=2048)
 def parse_uri(text: str) -> Uri:
     """A SIP-URI, SIPS-URI or absoluteURI (RFC 3261 §25.1): sip:, sips: and tel: give a
-    ``SipUri`` (validated by their own grammar), every other scheme an ``AbsoluteUri``."""
+    ``SipUri`` (validated by their own grammar), every other scheme an ``AbsoluteUri``.
+    Parsed once per distinct text (URIs are immutable; the same ones come in every call)."""
     scheme = text.strip().partition(":")[0].lower()
     if scheme in SCHEMES:
         return SipUri.parse(text)

@@ -359,3 +359,22 @@ def test_a_g711_call_without_losses_does_not_load_numpy() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_many_encoders_at_once_move_to_numpy_with_the_same_codes() -> None:
+    """From VECTOR_AT live encoders on, numpy's vectorised lookup encodes, bit for bit the same."""
+    code = (
+        "import sys, time\n"
+        "from softphone.codecs import create_encoder, g711\n"
+        "every = b''.join(s.to_bytes(2, 'little', signed=True) for s in range(-32768, 32768))\n"
+        "plain = (g711.ulaw_encode(every), g711.alaw_encode(every))\n"
+        "assert 'numpy' not in sys.modules and not g711._VECTOR\n"
+        "encoders = [create_encoder('PCMU') for _ in range(g711.VECTOR_AT)]\n"
+        "deadline = time.monotonic() + 30\n"
+        "while len(g711._VECTOR) < 2 and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
+        "assert len(g711._VECTOR) == 2, 'numpy not loaded'\n"
+        "assert (g711.ulaw_encode(every), g711.alaw_encode(every)) == plain\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
