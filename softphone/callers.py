@@ -9,13 +9,17 @@ the allow list names it too.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import ipaddress
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
+from softphone.config import Config
+from softphone.config.private import split_patterns, verifier_for
 from softphone.sip.challenge import DigestVerifier, Verdict
 from softphone.sip.endpoint import Peer
 from softphone.sip.message import Request
@@ -109,3 +113,18 @@ def open_door(policy: IncomingPolicy, bind: str) -> str | None:
         pass
     return (f"answering every call automatically on {bind or 'all addresses'} with no allow list (--allow, "
             "[sip] auto_answer_allow) and no authentication ([sip] require_auth): anyone who reaches it can call")
+
+
+def incoming_policy(config: Config, **overrides: Any) -> IncomingPolicy:
+    """The incoming-call policy of [sip] auto_answer, auto_answer_delay, inc_timeout, auto_answer_allow,
+    auto_answer_deny, require_auth and [misc] max_calls, with the caller's (command-line) overrides."""
+    policy = IncomingPolicy(
+        auto_answer=config.sip.auto_answer,
+        delay=config.sip.auto_answer_delay_ms / 1000,
+        max_calls=config.misc.max_calls,
+        ring_timeout=float(config.sip.inc_timeout),
+        allow=split_patterns(config.sip.auto_answer_allow),
+        deny=split_patterns(config.sip.auto_answer_deny),
+        verifier=verifier_for(config),
+    )
+    return dataclasses.replace(policy, **overrides)

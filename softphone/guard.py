@@ -9,6 +9,11 @@ dropped without an answer, so a flood is not amplified into a flood of responses
 
 Requests inside a call of ours (same Call-ID), CANCELs of our INVITE transactions and
 every ACK are never limited: a flood from elsewhere does not stop established calls.
+
+When the phone itself is saturated (the edge tells: its media clock runs late), each new
+INVITE is answered 503 with Retry-After at once, a few microseconds of work, instead of
+becoming a call whose answer would come too late anyway: callers fail fast and the calls
+in progress keep their media.
 """
 
 from __future__ import annotations
@@ -99,6 +104,7 @@ class Guard:
         self._sources: dict[str, _Source] = {}
         self.refused = 0  # 503s sent
         self.dropped = 0  # requests dropped without an answer
+        self.shed = 0  # INVITEs answered 503 because the phone was saturated
 
     def check(self, source: str, now: float, *, transactions: int = 0, dialogs: int = 0,
               invite: bool = False) -> Verdict:
@@ -152,21 +158,27 @@ class Guard:
     # ------------------------------------------------------------ in front of an endpoint
 
     def protect(self, endpoint: Endpoint, calls: Collection[str], server: str | None = None,
-                live: Callable[[], int] | None = None) -> None:
+                live: Callable[[], int] | None = None, busy: Callable[[], bool] | None = None) -> None:
         """Check every new request ``endpoint`` receives before it gets a transaction;
         ``calls`` holds the Call-IDs of the calls that are ours (never limited), ``live``
-        counts those in progress (default: all of them)."""
-        endpoint.admit = self.admission(endpoint, calls, server, live)
+        counts those in progress (default: all of them), ``busy`` tells when the phone is
+        saturated (new INVITEs are then answered 503)."""
+        endpoint.admit = self.admission(endpoint, calls, server, live, busy)
 
     def admission(self, endpoint: Endpoint, calls: Collection[str], server: str | None = None,
-                  live: Callable[[], int] | None = None) -> Callable[[Request, Peer, float], Refusal | None]:
+                  live: Callable[[], int] | None = None,
+                  busy: Callable[[], bool] | None = None) -> Callable[[Request, Peer, float], Refusal | None]:
         in_progress = live or calls.__len__
         retry = ("Retry-After", str(self.limits.retry_after))
         headers = (retry, ("Server", server)) if server else (retry,)
+        shed = (("Retry-After", "1"), ("Server", server)) if server else (("Retry-After", "1"),)
 
         def admit(request: Request, source: Peer, now: float) -> Refusal | None:
             if request.call_id in calls:
                 return None  # inside a call of ours (or a CANCEL of its INVITE)
+            if busy is not None and request.method == "INVITE" and busy():
+                self.shed += 1
+                return Refusal(503, shed)
             verdict = self.check(source.host, now, transactions=endpoint.server_transactions(),
                                  dialogs=in_progress(),
                                  invite=request.method == "INVITE")

@@ -39,8 +39,8 @@ from softphone.agent import (
 )
 from softphone.call import ALLOW, CallEnded, CallSetup, MediaUpdate, StateChanged, TransferUpdate
 from softphone.call.states import CallResult, Direction, EndCause, Progress
+from softphone.callers import incoming_policy
 from softphone.config import DEFAULT_USER_AGENT, Config
-from softphone.config.private import split_patterns, verifier_for
 from softphone.config.values import FirewallPolicy, split_dns_server
 from softphone.errors import SoftphoneError, TransportError, UsageError
 from softphone.events import (
@@ -55,6 +55,7 @@ from softphone.events import (
     TransferEvent,
 )
 from softphone.guard import Guard, Limits
+from softphone.media.clock import MediaClock
 from softphone.media.ringing import RING, RINGBACK, play_cadence, plays_sound, ring_sound
 from softphone.net import ice, stun
 from softphone.net.dns import Locator
@@ -78,6 +79,7 @@ from softphone.sip.uri import SipUri
 log = logging.getLogger(__name__)
 
 FINISHED_KEPT = 1000  # ended calls whose summaries the phone keeps (``Phone.finished``)
+SATURATED_AFTER = 0.1  # seconds the media clock may run late before new calls are refused 503
 
 EventSink = Callable[[PhoneEvent], None]
 
@@ -110,7 +112,8 @@ class Phone:
         )
         self.guard = Guard(Limits(rate=sip.max_requests_per_second, burst=sip.request_burst,
                                   max_transactions=sip.max_transactions, max_dialogs=sip.max_dialogs))
-        self.guard.protect(self.endpoint, self.agent.calls, self.user_agent, live=self.agent.active_calls)
+        self.guard.protect(self.endpoint, self.agent.calls, self.user_agent, live=self.agent.active_calls,
+                           busy=self._saturated)
         self.media_choice = MediaChoice()
         self.muted = False  # new calls start muted too (the shell's ``mute``)
         self.sessions: dict[str, CallSession] = {}
@@ -545,6 +548,10 @@ class Phone:
             if self.sessions.get(session.call_id) is session:
                 del self.sessions[session.call_id]
 
+    def _saturated(self) -> bool:
+        """The loop is saturated: the media clock's batches run late by more than SATURATED_AFTER."""
+        return MediaClock.of(asyncio.get_running_loop()).lateness > SATURATED_AFTER
+
     def _finished(self, summary: CallSummary) -> None:
         self.finished.append(summary)
         self.ended_calls += 1
@@ -582,18 +589,3 @@ class Phone:
 
 
 _STILL_RINGING = (Progress.RINGING, Progress.TRYING, Progress.PROGRESS, Progress.CALLING, Progress.INCOMING)
-
-
-def incoming_policy(config: Config, **overrides: Any) -> IncomingPolicy:
-    """The incoming-call policy of [sip] auto_answer, auto_answer_delay, inc_timeout, auto_answer_allow,
-    auto_answer_deny, require_auth and [misc] max_calls, with the caller's (command-line) overrides."""
-    policy = IncomingPolicy(
-        auto_answer=config.sip.auto_answer,
-        delay=config.sip.auto_answer_delay_ms / 1000,
-        max_calls=config.misc.max_calls,
-        ring_timeout=float(config.sip.inc_timeout),
-        allow=split_patterns(config.sip.auto_answer_allow),
-        deny=split_patterns(config.sip.auto_answer_deny),
-        verifier=verifier_for(config),
-    )
-    return dataclasses.replace(policy, **overrides)

@@ -198,3 +198,28 @@ def test_the_default_user_agent_carries_no_version() -> None:
     phone.agent.receive(request("OPTIONS", CALLER, 1), CALLER, 0.0)
     (datagram,) = phone.agent.datagrams_to_send()
     assert b"\r\nServer: softphone\r\n" in datagram.data
+
+
+def test_a_saturated_phone_answers_each_new_invite_503_at_once_and_keeps_its_calls() -> None:
+    agent = UserAgent(Endpoint(Timers()), user_agent="test", policy=IncomingPolicy(auto_answer=True, max_calls=5000))
+    guard = Guard(Limits(rate=0))
+    saturated = [False]
+    guard.protect(agent.endpoint, agent.calls, "test", live=agent.active_calls, busy=lambda: saturated[0])
+    for command in agent.receive(request("INVITE", CALLER, 0), CALLER, 0.0):
+        if isinstance(command, IncomingCall):
+            agent.accept(command.request, setup_for("phone", 5060, 40000), CALLER, 0.0)
+    assert 200 in statuses(agent)
+    (call_id,) = agent.calls
+    saturated[0] = True
+    for n in range(1, 4):  # every one answered (no quiet period: it is not this source's fault)
+        agent.receive(request("INVITE", CALLER, n), CALLER, 0.1 * n)
+        (datagram,) = agent.datagrams_to_send()
+        response = parse_message(datagram.data)
+        assert isinstance(response, Response) and response.status == 503
+        assert response.headers.get("Retry-After") == "1"
+    assert guard.shed == 3 and len(agent.calls) == 1
+    agent.receive(request("OPTIONS", CALLER, 9), CALLER, 1.0)  # not a call: answered as usual
+    assert statuses(agent) == [200]
+    agent.receive(request("BYE", CALLER, 0, call_id=call_id, to_tag=agent.calls[call_id].call.dialog.local_tag,
+                          cseq=2), CALLER, 1.0)  # the call in progress is not refused
+    assert 200 in statuses(agent)

@@ -34,6 +34,7 @@ Tick = Callable[[float], None]
 BATCH = 0.0003
 # after a stall longer than this many periods, a ticker skips ahead instead of bursting
 MAX_BEHIND = 5
+LATENESS_WEIGHT = 0.05  # of the newest batch in ``lateness`` (about the last second at 20 ms)
 
 _CLOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MediaClock] = weakref.WeakKeyDictionary()
 
@@ -64,6 +65,7 @@ class MediaClock:
         self._thread: threading.Thread | None = None
         self._closed = False
         self.ticks = 0  # batches run (for tests and benchmarks)
+        self.lateness = 0.0  # how late batches run, seconds (a moving average): the loop's saturation
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> MediaClock:
@@ -93,6 +95,7 @@ class MediaClock:
         self._live -= 1
         if self._live == 0:
             self._heap.clear()
+            self.lateness = 0.0
             self._set_next(None)
 
     def close(self) -> None:
@@ -109,6 +112,8 @@ class MediaClock:
     def _run_due(self) -> None:
         now = self.loop.time()
         self.ticks += 1
+        if self._heap:
+            self.lateness += LATENESS_WEIGHT * (max(0.0, now - self._heap[0][0]) - self.lateness)
         while self._heap and self._heap[0][0] <= now + BATCH:
             _, _, ticker = heapq.heappop(self._heap)
             if ticker.cancelled:
