@@ -371,8 +371,8 @@ class _Offload(Generic[_In, _Out]):
 
     A thread hop costs more than encoding 20 ms of G.711 (or of Opus without FEC) and
     makes packet timing jittery; costly work must not block the loop. The work's CPU
-    time (thread time: waiting for the GIL does not count) is followed as a moving
-    average: work starts on the loop; above OFFLOAD_ABOVE seconds a frame it goes to the
+    time (in the executor its thread's time, as waiting for the GIL does not count; on the
+    loop the wall clock) is followed as a moving average: work starts on the loop; above OFFLOAD_ABOVE seconds a frame it goes to the
     executor, and under INLINE_BELOW it comes back. Codec cost changes during a call (an
     Opus encoder costs three times more in its first frames than once it has settled on a
     mode). Items pushed while one is in the executor wait in a short queue, so ``done`` sees
@@ -383,7 +383,6 @@ class _Offload(Generic[_In, _Out]):
     OFFLOAD_ABOVE = 0.0004
     WEIGHT = 0.1  # of the newest frame in the moving average
     MAX_BACKLOG = 5
-    SAMPLE_EVERY = 16  # on the loop, one frame in this many is timed (the first is)
 
     def __init__(self, loop: asyncio.AbstractEventLoop, work: Callable[[_In], _Out],
                  done: Callable[[_Out], None]) -> None:
@@ -393,7 +392,6 @@ class _Offload(Generic[_In, _Out]):
         self.inline = True
         self.cost: float | None = None
         self.dropped = 0
-        self._inline_count = -1
         self._waiting: deque[_In] = deque()
         self._busy = False
         self._closed = False
@@ -422,13 +420,10 @@ class _Offload(Generic[_In, _Out]):
         self.work = self.done = _unreachable
 
     def _start(self, item: _In) -> None:
-        if self.inline:
-            self._inline_count += 1
-            if self._inline_count % self.SAMPLE_EVERY:  # reading the thread's clock costs too
-                self.done(self.work(item))
-                return
-            value, spent = _timed(self.work, item)
-            self._note(spent)
+        if self.inline:  # on the loop's thread: its wall clock is its CPU time, and cheaper to read
+            started = time.perf_counter()
+            value = self.work(item)
+            self._note(time.perf_counter() - started)
             self.done(value)
             return
         self._busy = True
