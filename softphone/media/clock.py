@@ -55,7 +55,7 @@ class MediaClock:
     """The shared clock of one loop; get it with ``MediaClock.of(loop)``."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        self._loop = weakref.ref(loop)  # the table of clocks is keyed by the loop: no strong reference back
         self.epoch = loop.time()
         self._heap: list[tuple[float, int, Ticker]] = []
         self._order = itertools.count()
@@ -66,6 +66,13 @@ class MediaClock:
         self._closed = False
         self.ticks = 0  # batches run (for tests and benchmarks)
         self.lateness = 0.0  # how late batches run, seconds (a moving average): the loop's saturation
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop()
+        if loop is None:
+            raise RuntimeError("the media clock's loop is gone")
+        return loop
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> MediaClock:
@@ -163,5 +170,7 @@ class MediaClock:
                 self._next = None  # the loop sets the next deadline after the batch
             try:
                 self.loop.call_soon_threadsafe(self._run_due)
-            except RuntimeError:  # the loop is closed
+            except RuntimeError:  # the loop is closed or gone
+                with self._wake:
+                    self._thread = None
                 return
