@@ -369,18 +369,20 @@ class _Event:
 class _Offload(Generic[_In, _Out]):
     """Codec work of one direction of a stream, in order: on the loop while cheap, else in the executor.
 
-    A thread hop costs more than encoding 20 ms of G.711 (or of Opus without FEC) and
-    makes packet timing jittery; costly work must not block the loop. The work's CPU
-    time (in the executor its thread's time, as waiting for the GIL does not count; on the
-    loop the wall clock) is followed as a moving average: work starts on the loop; above OFFLOAD_ABOVE seconds a frame it goes to the
-    executor, and under INLINE_BELOW it comes back. Codec cost changes during a call (an
-    Opus encoder costs three times more in its first frames than once it has settled on a
-    mode). Items pushed while one is in the executor wait in a short queue, so ``done`` sees
-    the results in order; a queue longer than MAX_BACKLOG loses its oldest item.
+    A thread hop (two wake-ups, the GIL changing hands) costs more than a frame of any audio
+    codec here: G.711 takes microseconds, Opus 0.1-0.25 ms, G.722 less. So work runs on
+    the loop, and only work that proves costly (OFFLOAD_ABOVE a frame, 5 % of a 20-ms
+    ptime: a codec gone wrong, a slow machine) goes to the executor, not to block the loop;
+    under INLINE_BELOW it comes back. The cost is a moving average of the work's time (in
+    the executor its thread's CPU time, as waiting for the GIL does not count; on the loop
+    the wall clock), starting from zero, so that a first frame that pays for the codec's
+    start-up does not send the stream out. Items pushed while one is in the executor wait in
+    a short queue, so ``done`` sees the results in order; a queue longer than MAX_BACKLOG
+    loses its oldest item.
     """
 
-    INLINE_BELOW = 0.0002
-    OFFLOAD_ABOVE = 0.0004
+    INLINE_BELOW = 0.0005
+    OFFLOAD_ABOVE = 0.001
     WEIGHT = 0.1  # of the newest frame in the moving average
     MAX_BACKLOG = 5
 
@@ -445,7 +447,7 @@ class _Offload(Generic[_In, _Out]):
             self._start(self._waiting.popleft())
 
     def _note(self, spent: float) -> None:
-        self.cost = spent if self.cost is None else (1 - self.WEIGHT) * self.cost + self.WEIGHT * spent
+        self.cost = (1 - self.WEIGHT) * (self.cost or 0.0) + self.WEIGHT * spent
         if self.inline and self.cost > self.OFFLOAD_ABOVE:
             self.inline = False
         elif not self.inline and self.cost < self.INLINE_BELOW:

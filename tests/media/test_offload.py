@@ -39,7 +39,7 @@ def test_cheap_work_stays_inline_and_costly_work_moves_out_and_back() -> None:
 
 
 def test_work_that_stays_costly_stays_in_the_executor() -> None:
-    seen, _ = asyncio.run(_push_all([0.0006] * 20))
+    seen, _ = asyncio.run(_push_all([0.0015] * 20))
     assert seen[0] and not seen[-1]
 
 
