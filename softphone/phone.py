@@ -80,6 +80,7 @@ log = logging.getLogger(__name__)
 
 FINISHED_KEPT = 1000  # ended calls whose summaries the phone keeps (``Phone.finished``)
 SATURATED_AFTER = 0.1  # seconds the media clock may run late before new calls are refused 503
+SATURATED_BACKLOG = 512 * 1024  # bytes waiting in the SIP socket (~250 requests, ~200 ms of work): 503
 
 EventSink = Callable[[PhoneEvent], None]
 
@@ -549,7 +550,10 @@ class Phone:
                 del self.sessions[session.call_id]
 
     def _saturated(self) -> bool:
-        """The loop is saturated: the media clock's batches run late by more than SATURATED_AFTER."""
+        """The phone is behind: more than SATURATED_BACKLOG bytes wait in its SIP socket, or the
+        media clock's batches run more than SATURATED_AFTER late."""
+        if self._network is not None and self._network.backlog() > SATURATED_BACKLOG:
+            return True
         return MediaClock.of(asyncio.get_running_loop()).lateness > SATURATED_AFTER
 
     def _finished(self, summary: CallSummary) -> None:
