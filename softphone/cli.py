@@ -359,6 +359,7 @@ async def cmd_call(args: argparse.Namespace, config: Config, out: Output) -> int
     report = _report_path(args)
     phone = Phone(config, bind=args.bind, on_event=out.event)
     phone.media_choice = media  # what the phone loads ahead of the call
+    phone.keep_quality_history = report is not None
     target = phone.target(args.uri)  # a mistake in the URI is reported before anything starts
     stop = asyncio.Event()
     _stop_on_signals(stop)
@@ -447,6 +448,7 @@ async def cmd_answer(args: argparse.Namespace, config: Config, out: Output) -> i
                 stop.set()
 
     phone = Phone(config, bind=args.bind, on_event=on_event)
+    phone.keep_quality_history = report is not None
     given = {"delay": args.delay, "max_calls": args.max_calls, "allow": tuple(args.allow) or None}
     phone.policy = incoming_policy(config, reject=args.reject,
                                    **{key: value for key, value in given.items() if value is not None})

@@ -121,6 +121,7 @@ class Phone:
         # the latest ended calls (a phone answering for days must not keep them all) and how many
         self.finished: deque[CallSummary] = deque(maxlen=FINISHED_KEPT)
         self.ended_calls = self.answered_calls = 0
+        self.keep_quality_history = False  # each call's figures of every second, for a report
         self._network: SipNetwork | None = None
         self._unregistered: asyncio.Event | None = None  # while closing: set when no unregistration is pending
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -340,6 +341,7 @@ class Phone:
         session = CallSession(self, record, ports=ports, audio_options=audio_options_for(self.config, choice),
                               video_options=video_options, video_bitrate=bitrate, muted=self.muted,
                               media_choice=choice)
+        session.monitor.keep_history = self.keep_quality_history
         self.sessions[call_id] = session
         return session
 

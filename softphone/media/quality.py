@@ -1,8 +1,9 @@
 """Live call quality: once a second, a sample of every running stream of a call.
 
-The monitor reads the streams' counters on the asyncio clock, keeps the history (for
-``--report``), tells its listeners (the terminal's status line) and hands the figures to
-a video window that can draw them over the picture.
+The monitor reads the streams' counters on the asyncio clock, keeps the history when asked
+(``--report`` draws it; about 400 bytes a second of call), tells its listeners (the
+terminal's status line) and hands the figures to a video window that can draw them over
+the picture.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class QualityMonitor:
     def __init__(self, interval: float = INTERVAL_S) -> None:
         self.interval = interval
         self.history: deque[QualitySample] = deque(maxlen=MAX_HISTORY)
+        self.keep_history = False  # else only the latest sample is kept
+        self._latest: QualitySample | None = None
         self.listeners: list[QualityListener] = []
         self.started: float | None = None
         self.stopped: float | None = None
@@ -124,8 +127,9 @@ class QualityMonitor:
         while True:
             deadline += self.interval
             await asyncio.sleep(max(0.0, deadline - self._loop.time()))
-            sample = self.sample()
-            self.history.append(sample)
+            sample = self._latest = self.sample()
+            if self.keep_history:
+                self.history.append(sample)
             self._publish(sample)
 
     def _publish(self, sample: QualitySample) -> None:
@@ -153,7 +157,7 @@ class QualityMonitor:
         return sample
 
     def latest(self) -> QualitySample | None:
-        return self.history[-1] if self.history else None
+        return self._latest
 
     def overall(self, kind: str) -> dict[str, Any]:
         """The whole call's figures for one stream, for its summary."""
