@@ -80,7 +80,7 @@ log = logging.getLogger(__name__)
 
 FINISHED_KEPT = 1000  # ended calls whose summaries the phone keeps (``Phone.finished``)
 SATURATED_AFTER = 0.1  # seconds the media clock may run late before new calls are refused 503
-SATURATED_BACKLOG = 512 * 1024  # bytes waiting in the SIP socket (~250 requests, ~200 ms of work): 503
+SATURATED_BACKLOG = 1024 * 1024  # bytes waiting in the SIP socket (~500 requests; past T1 = 500 ms): 503
 
 EventSink = Callable[[PhoneEvent], None]
 
