@@ -181,8 +181,7 @@ class Output:
         self._flush_soon()
 
     def _flush_soon(self) -> None:
-        """Flush once the loop has run what is ready: the events of one message (a call's
-        states, its media) leave in one write, not one each."""
+        """Flush once the loop has run what is ready: one message's events leave in one write."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

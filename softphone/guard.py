@@ -10,10 +10,11 @@ dropped without an answer, so a flood is not amplified into a flood of responses
 Requests inside a call of ours (same Call-ID), CANCELs of our INVITE transactions and
 every ACK are never limited: a flood from elsewhere does not stop established calls.
 
-When the phone itself is saturated (the edge tells: its media clock runs late), each new
-INVITE is answered 503 with Retry-After at once, a few microseconds of work, instead of
-becoming a call whose answer would come too late anyway: callers fail fast and the calls
-in progress keep their media.
+When the phone itself is saturated (the edge tells: its SIP socket is backed up or its media
+clock runs late), each new INVITE from a source that calls a lot (or from any source when
+the per-source limit is off) is answered 503 with Retry-After at once, a few microseconds
+of work, instead of becoming a call whose answer would come too late anyway: callers fail
+fast and the calls in progress keep their media.
 """
 
 from __future__ import annotations
@@ -131,6 +132,18 @@ class Guard:
                     limits.retry_after)
         return Verdict.REFUSE
 
+    def _heavy(self, source: str, now: float) -> bool:
+        """Whether a saturated phone sheds this source's new calls: one that has used half its
+        burst (a source calling at a trickle still gets through while a flood from elsewhere
+        fills the socket); every source when the per-source limit is off."""
+        if self.limits.rate <= 0:
+            return True
+        entry = self._sources.get(source)
+        if entry is None:
+            return False
+        entry.bucket.refill(now)
+        return entry.bucket.tokens < self.limits.burst / 2
+
     def sources(self) -> int:
         return len(self._sources)
 
@@ -176,7 +189,7 @@ class Guard:
         def admit(request: Request, source: Peer, now: float) -> Refusal | None:
             if request.call_id in calls:
                 return None  # inside a call of ours (or a CANCEL of its INVITE)
-            if busy is not None and request.method == "INVITE" and busy():
+            if busy is not None and request.method == "INVITE" and self._heavy(source.host, now) and busy():
                 self.shed += 1
                 return Refusal(503, shed)
             verdict = self.check(source.host, now, transactions=endpoint.server_transactions(),

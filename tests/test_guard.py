@@ -223,3 +223,18 @@ def test_a_saturated_phone_answers_each_new_invite_503_at_once_and_keeps_its_cal
     agent.receive(request("BYE", CALLER, 0, call_id=call_id, to_tag=agent.calls[call_id].call.dialog.local_tag,
                           cseq=2), CALLER, 1.0)  # the call in progress is not refused
     assert 200 in statuses(agent)
+
+
+def test_a_saturated_phone_sheds_the_source_that_calls_a_lot_not_one_calling_at_a_trickle() -> None:
+    agent = UserAgent(Endpoint(Timers()), user_agent="test", policy=IncomingPolicy(auto_answer=True, max_calls=5000))
+    guard = Guard(Limits(rate=20, burst=50))
+    guard.protect(agent.endpoint, agent.calls, "test", live=agent.active_calls, busy=lambda: True)
+    for n in range(30):  # a busy source: more than half its burst used at once
+        agent.receive(request("OPTIONS", FLOODER, n), FLOODER, 0.0)
+    agent.datagrams_to_send()
+    agent.receive(request("INVITE", FLOODER, 100), FLOODER, 0.0)
+    assert statuses(agent) == [503] and guard.shed == 1
+    for command in agent.receive(request("INVITE", CALLER, 0), CALLER, 0.0):  # a quiet one
+        if isinstance(command, IncomingCall):
+            agent.accept(command.request, setup_for("phone", 5060, 40000), CALLER, 0.0)
+    assert 503 not in statuses(agent) and guard.shed == 1 and len(agent.calls) == 1
