@@ -63,7 +63,6 @@ class MediaClock:
         self._wake = threading.Condition()
         self._next: float | None = None  # the deadline the thread sleeps towards (guarded by _wake)
         self._thread: threading.Thread | None = None
-        self._closed = False
         self.ticks = 0  # batches run (for tests and benchmarks)
         self.lateness = 0.0  # how late batches run, seconds (a moving average): the loop's saturation
 
@@ -77,7 +76,7 @@ class MediaClock:
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> MediaClock:
         clock = _CLOCKS.get(loop)
-        if clock is None or clock._closed:
+        if clock is None:
             clock = _CLOCKS[loop] = cls(loop)
         return clock
 
@@ -104,12 +103,6 @@ class MediaClock:
             self._heap.clear()
             self.lateness = 0.0
             self._set_next(None)
-
-    def close(self) -> None:
-        self._closed = True
-        self._heap.clear()
-        self._live = 0
-        self._set_next(None)
 
     def _push(self, ticker: Ticker) -> None:
         heapq.heappush(self._heap, (ticker.deadline, next(self._order), ticker))
@@ -156,7 +149,7 @@ class MediaClock:
         while True:
             with self._wake:
                 while self._next is None:
-                    if self._closed or not self._wake.wait(timeout=1.0):
+                    if not self._wake.wait(timeout=1.0):
                         if self._next is None:
                             self._thread = None  # nothing to time: the thread ends
                             return
