@@ -496,6 +496,8 @@ class Phone:
             local, callee_identity(request, self.identity), session_config, self.user_agent, (), credentials
         )
         commands = self.agent.accept(request, setup, source, self.now())
+        if self._network is not None:  # the answer leaves now, before the call's events and media
+            self._network.kick()
         self._new_session(request.call_id, ports, self.media_choice)
         self._execute(commands)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from softphone.errors import SdpError
 
@@ -147,14 +148,25 @@ def _direction(attributes: Iterable[Attribute]) -> str | None:
     return None
 
 
-def _pt_value(attributes: Iterable[Attribute], name: str, pt: int | str) -> list[str]:
-    """Values of ``a=<name>:<pt> <rest>`` for one payload type, as ``rest``."""
-    found = []
-    for value in _values(attributes, name):
-        head, _, rest = value.strip().partition(" ")
-        if head == str(pt):
-            found.append(rest.strip())
-    return found
+def _index(attributes: Iterable[Attribute]) -> dict[str, tuple[str, ...]]:
+    """The values of each attribute name (lower-cased), in order."""
+    index: dict[str, list[str]] = {}
+    for a in attributes:
+        index.setdefault(a.name.lower(), []).append(a.value or "")
+    return {name: tuple(values) for name, values in index.items()}
+
+
+def _pt_index(named: dict[str, tuple[str, ...]]) -> dict[tuple[str, str], tuple[str, ...]]:
+    """``a=<name>:<pt> <rest>`` by (name, pt) as ``rest``, for the per-format attributes."""
+    index: dict[tuple[str, str], list[str]] = {}
+    for name in _PER_FORMAT:
+        for value in named.get(name, ()):
+            head, _, rest = value.strip().partition(" ")
+            index.setdefault((name, head), []).append(rest.strip())
+    return {key: tuple(values) for key, values in index.items()}
+
+
+_PER_FORMAT = ("rtpmap", "fmtp", "rtcp-fb")
 
 
 @dataclass(frozen=True)
@@ -187,19 +199,32 @@ class MediaDescription:
         count = int(count_part) if slash else None
         return cls(media, port, proto, tuple(formats), number_of_ports=count)
 
+    @cached_property
+    def _named(self) -> dict[str, tuple[str, ...]]:
+        return _index(self.attributes)
+
+    @cached_property
+    def _per_format(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        return _pt_index(self._named)
+
+    def _pt_value(self, name: str, pt: int | str) -> tuple[str, ...]:
+        """Values of ``a=<name>:<pt> <rest>`` for one payload type, as ``rest``."""
+        return self._per_format.get((name, str(pt)), ())
+
     def attribute(self, name: str) -> str | None:
         """The first a=<name> value ("" for a property attribute), or None when absent."""
-        return _first(self.attributes, name)
+        values = self._named.get(name.lower())
+        return values[0] if values else None
 
     def attributes_named(self, name: str) -> list[str]:
-        return _values(self.attributes, name)
+        return list(self._named.get(name.lower(), ()))
 
     def has_attribute(self, name: str) -> bool:
-        return _first(self.attributes, name) is not None
+        return name.lower() in self._named
 
     def rtpmap(self, pt: int) -> tuple[str, int, int] | None:
         """(encoding name, clock rate, channels) from a=rtpmap, else RFC 3551's static table."""
-        for rest in _pt_value(self.attributes, "rtpmap", pt):
+        for rest in self._pt_value("rtpmap", pt):
             parts = rest.split("/")
             if len(parts) >= 2 and parts[1].isdigit():
                 channels = int(parts[2]) if len(parts) > 2 and parts[2].isdigit() else 1
@@ -207,13 +232,13 @@ class MediaDescription:
         return STATIC_PAYLOAD_TYPES.get(pt)
 
     def fmtp(self, pt: int) -> str | None:
-        values = _pt_value(self.attributes, "fmtp", pt)
+        values = self._pt_value("fmtp", pt)
         return values[0] if values else None
 
     def rtcp_fb(self, pt: int) -> list[str]:
         """a=rtcp-fb values for this payload type, including the wildcard ``*`` ones."""
-        values = _pt_value(self.attributes, "rtcp-fb", pt)
-        return values + [v for v in _pt_value(self.attributes, "rtcp-fb", "*") if v not in values]
+        values = list(self._pt_value("rtcp-fb", pt))
+        return values + [v for v in self._pt_value("rtcp-fb", "*") if v not in values]
 
     @property
     def payload_types(self) -> list[int]:

@@ -305,12 +305,14 @@ def _find_common(m: MediaDescription, ours: tuple[CodecSpec, ...]) -> list[_Matc
     """
     found: list[_Match] = []
     taken: set[int] = set()
+    offered = [(pt, m.rtpmap(pt)) for pt in m.payload_types]
     for codec in ours:
-        for pt in m.payload_types:
-            if pt in taken:
+        name = codec.name.lower()
+        for pt, rtpmap in offered:
+            if pt in taken or rtpmap is None or rtpmap[0].lower() != name:
                 continue
             offered_fmtp = m.fmtp(pt)
-            if not _codec_matches(codec, m.rtpmap(pt), offered_fmtp, codec.fmtp):
+            if not _codec_matches(codec, rtpmap, offered_fmtp, codec.fmtp):
                 continue
             fmtp = codec.fmtp
             if codec.name.lower() == "h264":

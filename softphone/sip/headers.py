@@ -322,6 +322,12 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
+        """One via-parm; parsed once per distinct text (a message's Via is read when it is
+        checked, routed and answered), the result is immutable."""
+        return _parse_via(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> Via:
         match = _VIA_START.fullmatch(text.strip())
         if match is None:
             raise ParseError(
@@ -378,6 +384,11 @@ class Via:
         return replace(self, params=drop_params(self.params, names))
 
 
+@functools.lru_cache(maxsize=2048)
+def _parse_via(text: str) -> Via:
+    return Via._parse(text)
+
+
 def _parse_sent_by(text: str) -> tuple[str, int | None]:
     """sent-by = host [ COLON port ], where COLON may carry whitespace."""
     if text.startswith("["):
@@ -404,6 +415,10 @@ class CSeq:
 
     @classmethod
     def parse(cls, text: str) -> CSeq:
+        return _parse_cseq(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> CSeq:
         match = _CSEQ.fullmatch(text.strip())
         if match is None:
             raise ParseError(f"bad CSeq: {text!r}")
@@ -414,3 +429,8 @@ class CSeq:
 
     def __str__(self) -> str:
         return f"{self.number} {self.method}"
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_cseq(text: str) -> CSeq:
+    return CSeq._parse(text)

@@ -91,16 +91,20 @@ class Headers:
     def of(cls, *pairs: tuple[str, str]) -> Headers:
         return cls(tuple((canonical_name(name), value) for name, value in pairs))
 
-    def get(self, name: str) -> str | None:
-        wanted = canonical_name(name)
+    @cached_property
+    def _by_name(self) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
         for key, value in self.items:
-            if key == wanted:
-                return value
-        return None
+            index.setdefault(key, []).append(value)
+        return index
+
+    def get(self, name: str) -> str | None:
+        values = self._by_name.get(canonical_name(name))
+        return values[0] if values else None
 
     def get_all(self, name: str) -> list[str]:
         wanted = canonical_name(name)
-        values = [value for key, value in self.items if key == wanted]
+        values = list(self._by_name.get(wanted, ()))
         if wanted not in _LIST_HEADERS:
             return values
         return [part for value in values for part in split_header_values(value)]
@@ -340,6 +344,24 @@ def parse_message(data: bytes, *, stream: bool = False) -> Message:
 def _split_lines(data: bytes, pos: int, ctx: _Context) -> tuple[list[str], int]:
     """The lines of the start line and header section (CRLF or bare LF), decoded,
     and the offset of the body."""
+    end = data.find(b"\r\n\r\n", pos)
+    if pos < end <= pos + MAX_HEADER_LINE:
+        # the usual message, every line ended by CRLF: one decode and one split; anything
+        # else (bare LF or CR, bad UTF-8, limits) takes the line-by-line way and its errors
+        head = data[pos:end]
+        crlf = head.count(b"\r\n")
+        if head.count(b"\r") == crlf == head.count(b"\n") and crlf < MAX_HEADER_LINES:
+            try:
+                lines = head.decode("utf-8").split("\r\n")
+            except UnicodeDecodeError:
+                lines = []
+            if lines:
+                _note_start_line(lines[0], ctx)
+                return lines, end + 4
+    return _split_lines_one_by_one(data, pos, ctx)
+
+
+def _split_lines_one_by_one(data: bytes, pos: int, ctx: _Context) -> tuple[list[str], int]:
     lines: list[str] = []
     while True:
         end = data.find(b"\n", pos)
@@ -393,11 +415,21 @@ def _parse_header_lines(lines: list[str], ctx: _Context) -> Headers:
     items: list[tuple[str, str]] = []
     for line in unfolded:
         name, colon, value = line.partition(":")
-        name = name.strip(" \t")
-        if not colon or not is_token(name):
-            raise ctx.error(f"bad header line: {line[:80]!r}", "Bad Header Line")
-        items.append((canonical_name(name), value.strip(" \t")))
+        canonical = _HEADER_NAMES.get(name) if colon else None
+        if canonical is None:
+            spelled = name.strip(" \t")
+            if not colon or not is_token(spelled):
+                raise ctx.error(f"bad header line: {line[:80]!r}", "Bad Header Line")
+            canonical = canonical_name(spelled)
+            if len(_HEADER_NAMES) < _HEADER_NAMES_LIMIT:  # names seen are few; a flood of new ones is not kept
+                _HEADER_NAMES[name] = canonical
+        items.append((canonical, value.strip(" \t")))
     return Headers(tuple(items))
+
+
+# header names as they appear before the colon (valid tokens) -> canonical names
+_HEADER_NAMES: dict[str, str] = {}
+_HEADER_NAMES_LIMIT = 1024
 
 
 def _frame_body(headers: Headers, rest: bytes, stream: bool, ctx: _Context) -> bytes:
@@ -451,13 +483,14 @@ def _validate(headers: Headers, ctx: _Context) -> None:
     # "A valid SIP request formulated by a UAC MUST, at a minimum, contain the
     # following header fields: To, From, CSeq, Call-ID, Max-Forwards, and Via"
     # (RFC 3261 §8.1.1); Max-Forwards is not enforced, many ACKs lack it.
+    present = headers._by_name
     for name in _MANDATORY:
-        if name not in headers:
+        if name not in present:
             raise ctx.error(f"missing mandatory header: {name}", header_phrase("Missing", name))
-    for name in _SINGLE_VALUED:
-        if len(headers.get_all(name)) > 1:
+    for name in _SINGLE_VALUED:  # none is a list header: one value per line
+        if len(present.get(name, ())) > 1:
             raise ctx.error(f"more than one {name} header", header_phrase("Duplicate", name))
-    if not headers.get("Call-ID"):
+    if not present["Call-ID"][0]:
         raise ctx.error("bad Call-ID: empty", header_phrase("Bad", "Call-ID"))
     for name, value in headers.items:
         try:
