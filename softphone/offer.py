@@ -19,7 +19,20 @@ def codec_specs(kind: str, config: Config, only: str | None = None) -> tuple[Cod
     """The codecs to offer: ``only`` alone, else the config's enabled entries, else all.
 
     An entry's ``recv_fmtp`` replaces the codec's default fmtp parameters in what we offer.
+    Worked out once per config (every call of a phone offers the same).
     """
+    cached = _SPECS.get((kind, only))
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    specs = _codec_specs(kind, config, only)
+    _SPECS[(kind, only)] = (config, specs)
+    return specs
+
+
+_SPECS: dict[tuple[str, str | None], tuple[Config, tuple[CodecSpec, ...]]] = {}
+
+
+def _codec_specs(kind: str, config: Config, only: str | None) -> tuple[CodecSpec, ...]:
     fmtp: dict[int, str] = {}  # position in infos -> the entry's recv_fmtp
     if only is not None:
         infos = [registry.lookup(only, kind)]

@@ -305,20 +305,25 @@ def _find_common(m: MediaDescription, ours: tuple[CodecSpec, ...]) -> list[_Matc
     """
     found: list[_Match] = []
     taken: set[int] = set()
-    offered = [(pt, m.rtpmap(pt)) for pt in m.payload_types]
+    offered = []
+    for pt in m.payload_types:
+        rtpmap = m.rtpmap(pt)
+        if rtpmap is not None:
+            offered.append((pt, rtpmap[0].lower(), rtpmap))
     for codec in ours:
         name = codec.name.lower()
-        for pt, rtpmap in offered:
-            if pt in taken or rtpmap is None or rtpmap[0].lower() != name:
+        for pt, offered_name, rtpmap in offered:
+            if offered_name != name or pt in taken:
                 continue
             offered_fmtp = m.fmtp(pt)
             if not _codec_matches(codec, rtpmap, offered_fmtp, codec.fmtp):
                 continue
             fmtp = codec.fmtp
-            if codec.name.lower() == "h264":
+            if name == "h264":
                 fmtp = _h264_answer_fmtp(codec.fmtp, offered_fmtp)
-            fb = _common_fb(codec.rtcp_fb, m.rtcp_fb(pt))
-            found.append(_Match(pt, replace(codec, payload_type=pt, fmtp=fmtp), offered_fmtp, fb))
+            fb = _common_fb(codec.rtcp_fb, m.rtcp_fb(pt)) if codec.rtcp_fb else ()
+            answered = CodecSpec(codec.name, codec.clock_rate, codec.channels, pt, fmtp, codec.rtcp_fb)
+            found.append(_Match(pt, answered, offered_fmtp, fb))
             taken.add(pt)
             break
     return found
