@@ -7,9 +7,13 @@ import logging
 
 from softphone.codecs import registry
 from softphone.config import Config
+from softphone.errors import TransportError
 from softphone.media.audio import AudioOptions, random_cname
 from softphone.media.video import VideoOptions
-from softphone.sdp.negotiate import CodecSpec
+from softphone.net import ice
+from softphone.net.rtp import open_port_pair
+from softphone.net.srtp import sdes_settings
+from softphone.sdp.negotiate import CodecSpec, SessionConfig, StreamConfig
 from softphone.session import MediaChoice
 
 log = logging.getLogger(__name__)
@@ -100,3 +104,40 @@ def video_options_for(config: Config, choice: MediaChoice) -> tuple[VideoOptions
     default = int(width * height * video.framerate * 0.1)
     bitrate = min(default, net.upload_bw * 1000) if net.upload_bw else default
     return options, max(64_000, bitrate)
+
+
+def prepare_media(config: Config, bind: str, host: str, choice: MediaChoice, username: str) -> ice.Prepared:
+    """A call's RTP ports, opened on ``bind``, and what it offers or answers with them: the
+    streams of ``host``'s session (audio, and video when the call and the config want it)."""
+    rtp, srtp = config.rtp, (config.sip.media_encryption, config.sip.media_encryption_mandatory)
+    ports: list[ice.MediaPorts] = [open_port_pair(bind, rtp.audio_rtp_port)]
+    streams = [
+        StreamConfig(
+            "audio",
+            ports[0].port,
+            codec_specs("audio", config, choice.audio_codec),
+            ptime=config.sound.ptime,
+            rtcp_mux=rtp.rtcp_mux,
+            **sdes_settings(*srtp),
+        )
+    ]
+    if choice.video and config.video.enabled:
+        try:
+            ports.append(open_port_pair(bind, rtp.video_rtp_port))
+        except TransportError:
+            for pair in ports:
+                pair.close()
+            raise
+        # [net] download_bw: announced as b=AS, the most the peer should send us (RFC 4566 §5.8)
+        download = config.net.download_bw or None
+        video_codecs = codec_specs("video", config, choice.video_codec)
+        # [video] capture / display (unless the call names its own devices): what we offer to
+        # send and to receive, so that the peer does not wait for pictures that never come
+        video = config.video
+        send = choice.video_source is not None or video.capture
+        receive = choice.video_sink is not None or video.display
+        direction = {(True, True): "sendrecv", (True, False): "sendonly", (False, True): "recvonly",
+                     (False, False): "inactive"}[(bool(send), bool(receive))]
+        streams.append(StreamConfig("video", ports[1].port, video_codecs, direction=direction,
+                                    bandwidth_kbps=download, rtcp_mux=rtp.rtcp_mux, **sdes_settings(*srtp)))
+    return ports, SessionConfig(host, tuple(streams), username=username)

@@ -59,15 +59,12 @@ from softphone.media.clock import MediaClock
 from softphone.media.ringing import RING, RINGBACK, play_cadence, plays_sound, ring_sound
 from softphone.net import ice, stun
 from softphone.net.dns import Locator
-from softphone.net.rtp import open_port_pair
 from softphone.net.sip import SipNetwork, is_unspecified, local_host_name
-from softphone.net.srtp import sdes_settings
 from softphone.net.tls import TlsSettings
 from softphone.net.tls import client_context as tls_client_context
 from softphone.net.tls import server_context as tls_server_context
-from softphone.offer import audio_options_for, codec_specs, video_options_for
+from softphone.offer import audio_options_for, prepare_media, video_options_for
 from softphone.registrations import RegistrationUpdate, ResolveRegister
-from softphone.sdp.negotiate import SessionConfig, StreamConfig
 from softphone.session import CallSession, MediaChoice, stream_summary
 from softphone.sip.dialog import LocalAddress
 from softphone.sip.endpoint import Endpoint, Peer
@@ -372,38 +369,7 @@ class Phone:
 
     def _media_for(self, host: str, choice: MediaChoice) -> ice.Prepared:
         bind = self.bind if not is_unspecified(self.bind) else ("::" if ":" in host else "0.0.0.0")
-        rtp, srtp = self.config.rtp, (self.config.sip.media_encryption, self.config.sip.media_encryption_mandatory)
-        ports: list[ice.MediaPorts] = [open_port_pair(bind, rtp.audio_rtp_port)]
-        streams = [
-            StreamConfig(
-                "audio",
-                ports[0].port,
-                codec_specs("audio", self.config, choice.audio_codec),
-                ptime=self.config.sound.ptime,
-                rtcp_mux=rtp.rtcp_mux,
-                **sdes_settings(*srtp),
-            )
-        ]
-        if choice.video and self.config.video.enabled:
-            try:
-                ports.append(open_port_pair(bind, rtp.video_rtp_port))
-            except TransportError:
-                for pair in ports:
-                    pair.close()
-                raise
-            # [net] download_bw: announced as b=AS, the most the peer should send us (RFC 4566 §5.8)
-            download = self.config.net.download_bw or None
-            video_codecs = codec_specs("video", self.config, choice.video_codec)
-            # [video] capture / display (unless the call names its own devices): what we offer to
-            # send and to receive, so that the peer does not wait for pictures that never come
-            video = self.config.video
-            send = choice.video_source is not None or video.capture
-            receive = choice.video_sink is not None or video.display
-            direction = {(True, True): "sendrecv", (True, False): "sendonly", (False, True): "recvonly",
-                         (False, False): "inactive"}[(bool(send), bool(receive))]
-            streams.append(StreamConfig("video", ports[1].port, video_codecs, direction=direction,
-                                        bandwidth_kbps=download, rtcp_mux=rtp.rtcp_mux, **sdes_settings(*srtp)))
-        return ports, SessionConfig(host, tuple(streams), username=self.identity.uri.as_sip().user or "-")
+        return prepare_media(self.config, bind, host, choice, self.identity.uri.as_sip().user or "-")
 
     # ------------------------------------------------------------ carrying out the agent's commands
 
@@ -414,7 +380,7 @@ class Phone:
                 if session is not None:
                     self._on_call_command(session, command.command)
             elif isinstance(command, (Resolve, ResolveRegister)):
-                self._spawn(self._resolve_and_send(command))
+                self._resolve(command)
             elif isinstance(command, IncomingCall):
                 self._on_incoming(command.request, command.source)
             elif isinstance(command, CallRefused):
@@ -465,6 +431,13 @@ class Phone:
             self._execute(self.agent.transfer_failed(command.call_id, self.now()))
             return
         self._execute(self.agent.transfer_placed(command.call_id, session.call_id, self.now()))
+
+    def _resolve(self, command: Resolve | ResolveRegister) -> None:
+        literal = self.network.literal(command.target, command.transport)  # no look-up to wait for
+        if literal is None:
+            self._spawn(self._resolve_and_send(command))
+        else:
+            self.agent.send(command.call_id, command.request, literal.peer, self.now(), [])
 
     async def _resolve_and_send(self, command: Resolve | ResolveRegister) -> None:
         try:

@@ -23,7 +23,7 @@ from softphone.net.dns import Locator
 from softphone.sip.dialog import LocalAddress
 from softphone.sip.endpoint import Outgoing, Peer
 from softphone.sip.framing import Keepalive, StreamFramer
-from softphone.sip.locate import Target
+from softphone.sip.locate import Target, literal_target, plan_for
 from softphone.sip.uri import SipUri
 
 log = logging.getLogger(__name__)
@@ -227,12 +227,25 @@ class SipNetwork:
 
     async def locate(self, uri: SipUri, transport: str | None = None) -> list[Target]:
         """RFC 3263: the targets for ``uri`` (NAPTR, SRV, then A/AAAA) in the order to try them."""
-        supported = set(self.ports) | ({"tls"} if self.tls_client is not None else set())
         self.locator.ipv6 = is_ipv6(self.bind_host) or self.bind_host == "::"
-        targets = await self.locator.locate(uri, supported, transport)
+        targets = await self.locator.locate(uri, self._supported(), transport)
         for target in targets:
             self._name_tls_peer(target.peer, uri)
         return targets
+
+    def literal(self, uri: SipUri, transport: str | None = None) -> Target | None:
+        """The target of a URI that names a numeric address and decides its transport, found
+        without waiting (RFC 3263 §4.2); None when it takes a look-up (``locate``)."""
+        try:
+            target = literal_target(plan_for(uri, self._supported(), transport))
+        except TransportError:
+            return None  # ``locate`` says why
+        if target is not None:
+            self._name_tls_peer(target.peer, uri)
+        return target
+
+    def _supported(self) -> set[str]:
+        return set(self.ports) | ({"tls"} if self.tls_client is not None else set())
 
     async def resolve(self, uri: SipUri, transport: str | None = None) -> Peer:
         """The first target for ``uri`` (see ``locate``)."""
