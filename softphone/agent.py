@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from softphone.call import (
@@ -367,8 +367,9 @@ class UserAgent:
                 out.append(CallCommand(call_id, command))
                 out += self._report_transfer(record, command, now)
             elif isinstance(command, CallEnded):
-                if record.ended is None:
+                if record.ended is None:  # the table keeps a slim copy, the session the whole call
                     self._active -= 1
+                    record = self.calls[call_id] = replace(record, call=record.call.lingering())
                 record.ended = command
                 record.timers.clear()
                 self._arm(record, CallTimer.LINGER, self._forget_at(record, now))
@@ -590,8 +591,7 @@ class UserAgent:
 
 
 def _cancels(cancel: Request, call: Call) -> bool:
-    """RFC 3261 §9.2: a CANCEL matches the INVITE transaction it names (same Call-ID,
-    From tag, CSeq number and top Via branch)."""
+    """RFC 3261 §9.2: a CANCEL matches its INVITE's Call-ID, From tag, CSeq number and top Via branch."""
     invite = call.invite
     if invite is None or call.role != "uas":
         return False

@@ -6,6 +6,7 @@ response, start/update/stop media, the call ended). The phone carries them out.
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 from collections.abc import Iterable
@@ -111,6 +112,15 @@ class Call:
         if direction is not None:
             streams = tuple(replace(s, direction=direction) if s.port else s for s in streams)
         return replace(self.setup.media, session_id=self._sdp_id, session_version=self._sdp_version, streams=streams)
+
+    def lingering(self) -> Call:
+        """What the user agent keeps of an ended call for late retransmissions, which need only
+        the INVITE's identity: a copy without offer, answer and INVITE body (a phone under load
+        keeps thousands; the caller's own ``Call`` keeps everything)."""
+        kept = copy.copy(self)
+        kept.invite = self.invite.identity() if self.invite is not None else None
+        kept.local_sdp = kept.remote_sdp = None
+        return kept
 
     def _end(self, result: CallResult, code: int | None, reason: str, cause: EndCause) -> list[Command]:
         self.result = result

@@ -403,6 +403,7 @@ class Endpoint:
                 events.append(TransactionTimedOut(entry.request, "transport"))
             elif isinstance(output, Terminated):
                 table.pop(key, None)
+        entry.request = entry.transaction.request  # a finished server transaction keeps less of it
         if key in table:
             self._schedule("c" if table is self._clients else "s", key)
         return events

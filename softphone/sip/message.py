@@ -48,6 +48,7 @@ _LIST_HEADERS = frozenset(
     }
 )
 _MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
+_IDENTITY = frozenset(("Via", "From", "To", "Call-ID", "CSeq"))
 _SINGLE_VALUED = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length")
 _DIGITS = re.compile(r"\d{1,10}")
 _SIP_VERSION = "SIP/2.0"
@@ -251,6 +252,12 @@ class Request(MessageFields):
 
     def with_headers(self, headers: Headers) -> Request:
         return replace(self, headers=headers)
+
+    def identity(self) -> Request:
+        """This request without its body and the headers that do not name it (Via, From, To,
+        Call-ID, CSeq stay): what is kept of a request that is answered and only waits for
+        retransmissions to absorb."""
+        return Request(self.method, self.uri, Headers(tuple(i for i in self.headers.items if i[0] in _IDENTITY)))
 
     def with_body(self, body: bytes, content_type: str | None) -> Request:
         return replace(

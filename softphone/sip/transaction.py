@@ -333,7 +333,7 @@ class _ServerTransaction(_Transaction):
 
     def __init__(self, request: Request, *, reliable: bool, timers: Timers, now: float) -> None:
         super().__init__(request, reliable=reliable, timers=timers, now=now)
-        self.last_response: Response | None = None
+        self.last_response: bytes | None = None  # as sent, for retransmissions
 
     @property
     def key(self) -> TransactionKey:
@@ -357,12 +357,17 @@ class _ServerTransaction(_Transaction):
 
 
 def _send_response(tx: _ServerTransaction, response: Response, now: float) -> list[Output]:
-    tx.last_response = response
-    return [Send(bytes(response))]
+    data = tx.last_response = bytes(response)
+    if response.status >= 200:
+        # from now on the transaction repeats this answer and absorbs retransmissions, for up to
+        # 64*T1 (Timers J and L): of the request it keeps what names it (a phone under load holds
+        # thousands of finished transactions)
+        tx.request = tx.request.identity()
+    return [Send(data)]
 
 
 def _resend_response(tx: _ServerTransaction, message: object, now: float) -> list[Output]:
-    return [] if tx.last_response is None else [Send(bytes(tx.last_response))]
+    return [] if tx.last_response is None else [Send(tx.last_response)]
 
 
 class ServerInviteTransaction(_ServerTransaction):
