@@ -378,6 +378,31 @@ def test_the_caller_acks_a_2xx_retransmitted_after_the_call_ended(pair: tuple[Si
     assert len(net.sent(b"ACK", 5062)) > acks  # each 200 that still comes is ACKed
 
 
+def test_an_ended_call_is_kept_without_its_offer_and_answer_and_still_absorbs_a_late_invite(
+        pair: tuple[Side, Side, Net]) -> None:
+    """The table keeps a slim copy of an ended call (a phone under load keeps thousands): no
+    offer, answer, streams or INVITE body; whoever held the call before it ended keeps it whole."""
+    alice, bob, net = pair
+    call = dial(alice, net)
+    taken = bob.call
+    assert taken is not None and taken.invite is not None and taken.local_sdp is not None
+    invite = taken.invite
+    net.edge(alice, alice.agent.hangup(call.call_id, net.now))
+    assert bob.ended() is not None and alice.ended() is not None
+    for side, whole in ((bob, taken), (alice, call)):
+        kept = side.agent.calls[call.call_id].call
+        assert kept is not whole and kept.state == whole.state == CallState.TERMINATED
+        assert (kept.local_sdp, kept.remote_sdp, kept.streams) == (None, None, ())
+        assert kept.invite is not None and kept.invite.body == b""
+        assert (kept.invite.call_id, kept.invite.cseq, kept.invite.top_via) == (
+            call.call_id, whole.invite.cseq, whole.invite.top_via)  # type: ignore[union-attr]
+        assert whole.local_sdp is not None and whole.remote_sdp is not None and whole.streams
+        assert whole.invite is not None and whole.invite.body
+    answered = len(net.log)
+    net.edge(bob, bob.agent.receive(bytes(invite), alice.peer, net.now))  # a copy of the INVITE, late
+    assert not any(data.startswith(b"SIP/2.0 4") for _, data in net.log[answered:])
+
+
 # ---------------------------------------------------------------- the incoming-call policy
 
 

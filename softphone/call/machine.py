@@ -115,11 +115,12 @@ class Call:
 
     def lingering(self) -> Call:
         """What the user agent keeps of an ended call for late retransmissions, which need only
-        the INVITE's identity: a copy without offer, answer and INVITE body (a phone under load
-        keeps thousands; the caller's own ``Call`` keeps everything)."""
+        the INVITE's identity: a copy without offer, answer, streams and INVITE body (a phone
+        under load keeps thousands; the session's ``Call`` keeps everything)."""
         kept = copy.copy(self)
         kept.invite = self.invite.identity() if self.invite is not None else None
-        kept.local_sdp = kept.remote_sdp = None
+        kept.local_sdp = kept.remote_sdp = kept._reinvite_offer = kept._reinvite = None
+        kept.streams = ()
         return kept
 
     def _end(self, result: CallResult, code: int | None, reason: str, cause: EndCause) -> list[Command]:

@@ -152,3 +152,23 @@ def test_tcp_responses_use_the_connection() -> None:
     assert isinstance(events[0], RequestReceived)
     ((_, peer),) = replies(endpoint)
     assert peer.connection == 3
+
+
+def test_an_answered_request_is_kept_by_its_identity_and_its_answer_repeated_byte_for_byte() -> None:
+    """A server transaction that has sent its final answer waits 64*T1 (Timer J) for
+    retransmissions: it keeps the answer's bytes and the request's identifying headers only."""
+    endpoint = Endpoint(Timers())
+    options = (INVITE.replace(b"INVITE sip", b"OPTIONS sip").replace(b"7 INVITE", b"7 OPTIONS")
+               .replace(b"Content-Length: 0\r\n\r\n", b"User-Agent: probe\r\nContent-Length: 4\r\n\r\nbody"))
+    request = endpoint.receive(options, SOURCE, 0.0)[0].request  # type: ignore[union-attr]
+    endpoint.respond(request, build_response(request, 200, to_tag="b1", extra=[("Accept", "application/sdp")]), 0.0)
+    (first,) = endpoint.datagrams_to_send()
+    (entry,) = endpoint._servers.values()
+    kept = entry.transaction.request
+    assert kept is entry.request and kept.body == b""
+    assert [name for name, _ in kept.headers.items] == ["Via", "From", "To", "Call-ID", "CSeq", "Content-Length"]
+    assert (kept.method, kept.call_id, kept.cseq.number, kept.top_via.branch) == ("OPTIONS", "c1@10.1.1.1", 7,
+                                                                                "z9hG4bKabc")
+    assert endpoint.receive(options, SOURCE, 1.0) == []
+    (again,) = endpoint.datagrams_to_send()
+    assert again.data == first.data and again.peer == first.peer
