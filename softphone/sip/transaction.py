@@ -366,6 +366,14 @@ def _send_response(tx: _ServerTransaction, response: Response, now: float) -> li
     return [Send(data)]
 
 
+def _send_2xx(tx: _ServerTransaction, response: Response, now: float) -> list[Output]:
+    """A 2xx to an INVITE: the TU retransmits it (RFC 3261 §13.3.1.4), the transaction only
+    absorbs INVITE retransmissions while Accepted: it keeps no copy."""
+    out = _send_response(tx, response, now)
+    tx.last_response = None
+    return out
+
+
 def _resend_response(tx: _ServerTransaction, message: object, now: float) -> list[Output]:
     return [] if tx.last_response is None else [Send(tx.last_response)]
 
@@ -436,7 +444,7 @@ class ServerInviteTransaction(_ServerTransaction):
         ("proceeding", "INVITE"): ("proceeding", (_resend_response,)),
         ("proceeding", "ACK"): ("proceeding", ABSORB),
         ("proceeding", "1xx from TU"): ("proceeding", (_send_response,)),
-        ("proceeding", "2xx from TU"): ("accepted", (_send_response, _arm_l)),
+        ("proceeding", "2xx from TU"): ("accepted", (_send_2xx, _arm_l)),
         # "If, while in the "Proceeding" state, the TU passes a response with status
         # code from 300 to 699 to the server transaction, the response MUST be passed
         # to the transport layer for transmission, and the state machine MUST enter
@@ -472,7 +480,7 @@ class ServerInviteTransaction(_ServerTransaction):
         # "Any retransmission of the 2xx response passed from the TU to the
         # transaction while in the "Accepted" state MUST be passed to the transport
         # layer for transmission."
-        ("accepted", "2xx from TU"): ("accepted", (_send_response,)),
+        ("accepted", "2xx from TU"): ("accepted", (_send_2xx,)),
         ("accepted", "Transport Err"): ("accepted", (inform_tu,)),
         # "When Timer L fires and the state machine is in the "Accepted" state, the
         # machine MUST transition to the "Terminated" state."

@@ -172,3 +172,18 @@ def test_an_answered_request_is_kept_by_its_identity_and_its_answer_repeated_byt
     assert endpoint.receive(options, SOURCE, 1.0) == []
     (again,) = endpoint.datagrams_to_send()
     assert again.data == first.data and again.peer == first.peer
+
+
+def test_an_invite_transaction_keeps_no_copy_of_its_2xx_and_absorbs_invite_copies() -> None:
+    """RFC 6026 §7.1: in Accepted, INVITE retransmissions are absorbed; the 2xx is the TU's to
+    repeat (RFC 3261 §13.3.1.4), so the transaction keeps none."""
+    endpoint = Endpoint(Timers())
+    request = endpoint.receive(INVITE, SOURCE, 0.0)[0].request  # type: ignore[union-attr]
+    endpoint.datagrams_to_send()
+    endpoint.respond(request, build_response(request, 200, to_tag="b1"), 0.0)
+    assert [r.status for r, _ in replies(endpoint)] == [200]
+    (entry,) = endpoint._servers.values()
+    assert entry.transaction.state == "accepted" and entry.transaction.last_response is None
+    assert endpoint.receive(INVITE, SOURCE, 0.1) == [] and endpoint.datagrams_to_send() == []
+    endpoint.handle_timer(0.5)  # T1: the TU's retransmission of the 2xx
+    assert [r.status for r, _ in replies(endpoint)] == [200]
