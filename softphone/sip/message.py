@@ -48,7 +48,7 @@ _LIST_HEADERS = frozenset(
     }
 )
 _MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
-_IDENTITY = frozenset(("Via", "From", "To", "Call-ID", "CSeq"))
+_IDENTITY = frozenset(_MANDATORY)  # what names a request: the headers every request must carry
 _SINGLE_VALUED = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length")
 _DIGITS = re.compile(r"\d{1,10}")
 _SIP_VERSION = "SIP/2.0"
