@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from softphone.sip.headers import TOKEN_CHARS, canonical_name, quote_string
+from softphone.sip.headers import TOKEN, canonical_name, quote_string
 from softphone.sip.message import Headers, Request, Response
 
 log = logging.getLogger(__name__)
@@ -57,31 +58,13 @@ def _base_algorithm(algorithm: str) -> str:
 # --- parsing -------------------------------------------------------------------
 
 
-def _skip(text: str, pos: int, chars: Container[str]) -> int:
-    while pos < len(text) and text[pos] in chars:
-        pos += 1
-    return pos
-
-
-def _read_value(text: str, pos: int) -> tuple[str, int]:
-    """A quoted-string (unescaped) or a bare value up to the next comma or space."""
-    if pos < len(text) and text[pos] == '"':
-        out: list[str] = []
-        pos += 1
-        while pos < len(text):
-            ch = text[pos]
-            if ch == '"':
-                return "".join(out), pos + 1
-            if ch == "\\" and pos + 1 < len(text):
-                pos += 1
-                ch = text[pos]
-            out.append(ch)
-            pos += 1
-        raise AuthError(f"unterminated quoted string in {text!r}")
-    start = pos
-    while pos < len(text) and text[pos] not in ", \t":
-        pos += 1
-    return text[start:pos], pos
+# one item of a challenge or credentials list: separators, then a token, and for a parameter
+# "=" and its value: a quoted-string or a bare value up to the next comma or space
+_ITEM = re.compile(
+    r'[ \t,]*(?:(' + TOKEN.pattern + r')[ \t]*(?:(=)[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^", \t][^, \t]*)?))?)?',
+    re.DOTALL,
+)
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 
 
 def _scan(text: str) -> list[tuple[str, dict[str, str]]]:
@@ -92,24 +75,29 @@ def _scan(text: str) -> list[tuple[str, dict[str, str]]]:
     Parameter names are lower-cased; the first occurrence of a name wins.
     """
     items: list[tuple[str, dict[str, str]]] = []
+    size = len(text)
     pos = 0
     while True:
-        pos = _skip(text, pos, " \t,")
-        if pos >= len(text):
-            return items
-        start = pos
-        pos = _skip(text, pos, TOKEN_CHARS)
-        if pos == start:
+        item = _ITEM.match(text, pos)  # it matches the empty string: never None
+        assert item is not None
+        name, equals, quoted, bare = item.groups()
+        pos = item.end()
+        if name is None:
+            if pos >= size:
+                return items
             raise AuthError(f"unexpected {text[pos]!r} in {text!r}")
-        name = text[start:pos]
-        pos = _skip(text, pos, " \t")
-        if pos < len(text) and text[pos] == "=":
-            if not items:
-                raise AuthError(f"parameter {name!r} before the auth scheme in {text!r}")
-            value, pos = _read_value(text, _skip(text, pos + 1, " \t"))
-            items[-1][1].setdefault(name.lower(), value)
-        else:
+        if equals is None:
             items.append((name, {}))
+            continue
+        if not items:
+            raise AuthError(f"parameter {name!r} before the auth scheme in {text!r}")
+        if quoted is not None:
+            value = _ESCAPED.sub(r"\1", quoted) if "\\" in quoted else quoted
+        elif text.startswith('"', pos):
+            raise AuthError(f"unterminated quoted string in {text!r}")
+        else:
+            value = bare or ""
+        items[-1][1].setdefault(name.lower(), value)
 
 
 @dataclass(frozen=True)
@@ -397,11 +385,14 @@ def _realm_of(value: str) -> str | None:
     return items[0][1].get("realm") if items else None
 
 
-def apply(request: Request, header: tuple[str, str]) -> Request:
+def apply(request: Request, header: tuple[str, str], realm: str | None = None) -> Request:
     """``request`` carrying ``header``, which replaces an older header of the same
-    name for the same realm (in its place); a new one goes before Content-Length."""
+    name for the same realm (in its place); a new one goes before Content-Length.
+    ``realm`` is the header's realm when the caller knows it (it is read from the header
+    otherwise)."""
     name, value = canonical_name(header[0]), header[1]
-    realm = _realm_of(value)
+    if realm is None:
+        realm = _realm_of(value)
     items: list[tuple[str, str]] = []
     position: int | None = None
     for key, existing in request.headers.items:

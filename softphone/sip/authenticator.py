@@ -83,5 +83,5 @@ class Authenticator:
         """``request`` with an Authorization/Proxy-Authorization for each realm we know."""
         for key, challenge in self._answered.items():
             header = self._sessions[key].authorize(challenge, request.method, str(request.uri), request.body)
-            request = apply(request, header)
+            request = apply(request, header, challenge.realm)
         return request

@@ -65,7 +65,7 @@ _SPECIAL_SPELLINGS = {
 TOKEN_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
 )
-_TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")  # one or more TOKEN_CHARS
 _VIA_START = re.compile(
     r"SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(.*)", re.IGNORECASE | re.DOTALL
 )
@@ -101,7 +101,7 @@ def _spell(name: str) -> str:
 
 
 def is_token(text: str) -> bool:
-    return _TOKEN.fullmatch(text) is not None
+    return TOKEN.fullmatch(text) is not None
 
 
 def scan_quoted(text: str, start: int) -> tuple[str, int]:
@@ -277,6 +277,10 @@ class NameAddress:
         return cls(uri=uri, display_name=display, params=parse_params(after))
 
     def __str__(self) -> str:
+        return self._text
+
+    @functools.cached_property
+    def _text(self) -> str:
         prefix = ""
         if self.display_name is not None:
             name = self.display_name

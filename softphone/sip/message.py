@@ -50,6 +50,7 @@ _LIST_HEADERS = frozenset(
 _MANDATORY = ("Via", "From", "To", "Call-ID", "CSeq")
 _IDENTITY = frozenset(_MANDATORY)  # what names a request: the headers every request must carry
 _SINGLE_VALUED = ("From", "To", "Call-ID", "CSeq", "Max-Forwards", "Content-Length")
+_STATUS_CODE = re.compile(r"[1-6]\d\d")
 _DIGITS = re.compile(r"\d{1,10}")
 _SIP_VERSION = "SIP/2.0"
 
@@ -481,7 +482,7 @@ def _parse_status_line(line: str, ctx: _Context) -> tuple[int, str]:
     parts = line.split(" ", 2)
     if parts[0].upper() != _SIP_VERSION:
         raise ctx.error(f"unsupported SIP version: {parts[0][:40]!r}", "Bad SIP Version")
-    if len(parts) < 2 or not re.fullmatch(r"[1-6]\d\d", parts[1]):
+    if len(parts) < 2 or not _STATUS_CODE.fullmatch(parts[1]):
         raise ctx.error(f"bad status line: {line[:80]!r}", "Bad Status Line")
     return int(parts[1]), parts[2] if len(parts) == 3 else ""
 

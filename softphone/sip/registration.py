@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
 
 from softphone.errors import ParseError, StateError
@@ -108,6 +109,7 @@ class Registration:
     _tag: str = field(default_factory=random_token)
     _stale_contact: SipUri | None = None  # the Contact a rewrite replaced: removed by the next REGISTER
     _rebinds: int = 0
+    _written: tuple[Hashable, tuple[str, str, str]] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._auth = Authenticator(self.credentials)
@@ -151,17 +153,15 @@ class Registration:
     def _register_request(self, expires: int) -> Request:
         self._cseq += 1
         self._expires_asked = expires
-        contact = NameAddress(self.contact)
-        if self.instance_id:
-            contact = contact.with_param("+sip.instance", f'"<{self.instance_id}>"').with_param("reg-id", "1")
+        from_, to, contact = self._addresses()
         pairs: list[tuple[str, str]] = [
             ("Via", str(self.local.via())),
             ("Max-Forwards", "70"),
-            ("From", str(self.aor.with_tag(self._tag))),
-            ("To", str(self.aor)),
+            ("From", from_),
+            ("To", to),
             ("Call-ID", self.call_id),
             ("CSeq", f"{self._cseq} REGISTER"),
-            ("Contact", str(contact)),
+            ("Contact", contact),
             ("Expires", str(expires)),
         ]
         if self._stale_contact is not None and expires:
@@ -178,6 +178,17 @@ class Registration:
         request = self._auth.authorize(Request("REGISTER", self.registrar, Headers.of(*pairs)))
         self._pending = request
         return request
+
+    def _addresses(self) -> tuple[str, str, str]:
+        """From, To and Contact as written: worked out again only when what they are made of
+        changes (the Contact after a rebind to the address the registrar sees)."""
+        key = (self.aor, self._tag, self.local_for_calls, self.instance_id)
+        if self._written is None or self._written[0] != key:
+            contact = NameAddress(self.contact)
+            if self.instance_id:
+                contact = contact.with_param("+sip.instance", f'"<{self.instance_id}>"').with_param("reg-id", "1")
+            self._written = (key, (str(self.aor.with_tag(self._tag)), str(self.aor), str(contact)))
+        return self._written[1]
 
     def _send(self, expires: int) -> list[RegistrationCommand]:
         return [SendRegister(self._register_request(expires), self.next_hop())]

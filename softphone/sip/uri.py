@@ -172,6 +172,7 @@ def _parse_uri_headers(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(headers)
 
 
+@functools.lru_cache(maxsize=1024)
 def _norm_host(host: str) -> str:
     try:
         return ipaddress.ip_address(host).compressed
@@ -247,6 +248,11 @@ class SipUri:
         )
 
     def __str__(self) -> str:
+        return self._text
+
+    @functools.cached_property
+    def _text(self) -> str:
+        """The URI as written (once: a URI is written into every request that carries it)."""
         params = "".join(f";{n}" if v is None else f";{n}={v}" for n, v in self.params)
         if self.scheme == "tel":
             return f"tel:{self.user or ''}{params}"
