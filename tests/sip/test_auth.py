@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 
 import pytest
@@ -428,6 +429,37 @@ def test_apply_adds_and_replaces_per_realm() -> None:
     assert len(fourth.headers.get_all("Proxy-Authorization")) == 1
     assert parse_message(bytes(fourth)) == fourth
     assert "Authorization" not in request.headers
+
+
+def test_apply_given_the_realm_places_the_header_as_reading_it_would() -> None:
+    """The realm a caller passes (the challenge's) is the one apply would read back from the
+    header, escaped quotes included; a new nonce's answer replaces the old one."""
+    session = DigestSession(Credentials("alice", PASSWORD))
+    first_challenge = Challenge.parse('Digest realm="a \\"b\\"", nonce="1"')
+    header = session.authorize(first_challenge, "REGISTER", "sip:example.com")
+    first = apply(register(), header, first_challenge.realm)
+    assert first == apply(register(), header)
+    renewed = session.authorize(Challenge.parse('Digest realm="a \\"b\\"", nonce="2"'), "REGISTER", "sip:example.com")
+    second = apply(first, renewed, 'a "b"')
+    assert second == apply(first, renewed)
+    assert second.headers.get_all("Authorization") == [renewed[1]]
+
+
+@pytest.mark.parametrize("value, error", [
+    ('Digest realm="unterminated', "unterminated quoted string"),
+    ('Digest realm="a\\"', "unterminated quoted string"),
+    ('realm="a", Digest', "before the auth scheme"),
+    ('Digest realm="a", (nonce="n")', "unexpected '('"),
+])
+def test_a_bad_challenge_value_is_refused_with_its_reason(value: str, error: str) -> None:
+    with pytest.raises(AuthError, match=re.escape(error)):
+        Challenge.parse(value)
+
+
+def test_challenge_values_bare_quoted_escaped_and_empty() -> None:
+    challenge = Challenge.parse('Digest  realm = "r\\\\x\\"y" ,nonce=abc"d,opaque=, qop="auth,auth-int"')
+    assert (challenge.realm, challenge.nonce, challenge.opaque, challenge.qop) == (
+        'r\\x"y', 'abc"d', "", ("auth", "auth-int"))
 
 
 def test_answer_round_trips_through_challenge_parser_rules() -> None:
