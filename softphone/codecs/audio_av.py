@@ -13,6 +13,8 @@ we do not ask peers for in-band FEC, and add it only for a peer that asks for it
 from __future__ import annotations
 
 import logging
+import sys
+from array import array
 from typing import Any, Literal
 
 import av
@@ -31,9 +33,17 @@ OPUS_DEFAULT_BITRATE = 32000
 OPUS_EXPECTED_LOSS_PERCENT = 10  # tells libopus how much FEC to spend
 G722_SAMPLE_RATE = 16000
 G722_CLOCK_RATE = 8000  # RFC 3551 §4.5.2
+_LITTLE_ENDIAN = sys.byteorder == "little"
 # RFC 6716 §3.1 TOC configurations 28-31: CELT-only, fullband, 2.5/5/10/20 ms.
 # The decoder conceals in its previous mode; the TOC only sets the length.
 _PLC_TOC = ((960, bytes([31 << 3])), (480, bytes([30 << 3])), (240, bytes([29 << 3])), (120, bytes([28 << 3])))
+
+
+def _native(pcm: bytes) -> bytes:
+    """Little-endian int16 samples in this machine's byte order (a big-endian one's)."""
+    samples = array("h", pcm)
+    samples.byteswap()
+    return samples.tobytes()
 
 
 def _create_context(names: tuple[str, ...], mode: Literal["r", "w"]) -> Any:
@@ -44,6 +54,17 @@ def _create_context(names: tuple[str, ...], mode: Literal["r", "w"]) -> Any:
             continue
     what = "encoder" if mode == "w" else "decoder"
     raise ConfigError(None, None, None, f"this FFmpeg build has no {' or '.join(names)} {what}")
+
+
+def _pcm(frames: list[Any]) -> bytes:
+    """Decoded frames as one channel of little-endian int16 samples: a single packed s16 mono
+    frame (what libopus and G.722 give) is copied out as it is, anything else is converted."""
+    if len(frames) == 1 and _LITTLE_ENDIAN:
+        frame = frames[0]
+        if frame.format.name == "s16" and len(frame.layout.channels) == 1:
+            return memoryview(frame.planes[0])[: frame.samples * 2].tobytes()
+    pcm = np.concatenate([_mono_s16(f) for f in frames])
+    return pcm.astype("<i2", copy=False).tobytes()
 
 
 def _mono_s16(frame: Any) -> np.ndarray:
@@ -72,12 +93,15 @@ class _AvEncoder:
         self.frame_samples = sample_rate * ptime_ms // 1000
         self._context = context
         self._pts = 0
+        # one frame whose samples each encode overwrites: the encoder is done with it when
+        # encode returns (FFmpeg drops its reference once the packet is out)
+        self._frame = av.AudioFrame(format="s16", layout="mono", samples=self.frame_samples)
+        self._frame.sample_rate = sample_rate
 
     def encode(self, frame: AudioFrame) -> bytes:
         check_frame(frame, self.sample_rate, self.frame_samples)
-        samples = np.frombuffer(frame.pcm, dtype="<i2").reshape(1, -1)
-        av_frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
-        av_frame.sample_rate = self.sample_rate
+        av_frame = self._frame
+        av_frame.planes[0].update(frame.pcm if _LITTLE_ENDIAN else _native(frame.pcm))
         av_frame.pts = self._pts
         self._pts += self.frame_samples
         try:
@@ -107,7 +131,7 @@ class _AvDecoder:
         context.format = "s16"
         return context
 
-    def _decode_packet(self, data: bytes) -> np.ndarray:
+    def _decode_packet(self, data: bytes) -> bytes:
         try:
             frames = self._context.decode(av.Packet(data))
         except av.error.EOFError as exc:
@@ -117,16 +141,16 @@ class _AvDecoder:
             raise CodecError(f"bad {self.name} payload ({len(data)} bytes): {exc}") from exc
         if not frames:
             raise CodecError(f"{self.name} payload of {len(data)} bytes decoded to nothing")
-        return np.concatenate([_mono_s16(f) for f in frames])
+        return _pcm(frames)
 
     def decode(self, payload: bytes) -> AudioFrame:
         if not payload:
             raise CodecError(f"empty {self.name} payload")
         pcm = self._decode_packet(bytes(payload))
         self._decoded(pcm)
-        return AudioFrame(pcm.astype("<i2", copy=False).tobytes(), self.sample_rate)
+        return AudioFrame(pcm, self.sample_rate)
 
-    def _decoded(self, pcm: np.ndarray) -> None:
+    def _decoded(self, pcm: bytes) -> None:
         """Hook: a payload decoded to ``pcm``."""
 
 
@@ -141,8 +165,8 @@ class G722Decoder(_AvDecoder):
         super().__init__("G722", G722_SAMPLE_RATE, ("g722",))
         self._concealer = RepeatFadeConcealer(G722_SAMPLE_RATE)
 
-    def _decoded(self, pcm: np.ndarray) -> None:
-        self._concealer.remember(pcm.astype("<i2", copy=False).tobytes())
+    def _decoded(self, pcm: bytes) -> None:
+        self._concealer.remember(pcm)
 
     def conceal(self, samples: int) -> AudioFrame:
         return AudioFrame(self._concealer.conceal(samples), self.sample_rate)
@@ -187,7 +211,7 @@ class OpusDecoder(_AvDecoder):
     def conceal(self, samples: int) -> AudioFrame:
         if samples <= 0:
             return AudioFrame(b"", OPUS_RATE)
-        chunks: list[np.ndarray] = []
+        chunks: list[bytes] = []
         produced = 0
         while produced < samples:
             remaining = samples - produced
@@ -198,10 +222,9 @@ class OpusDecoder(_AvDecoder):
                 logger.debug("opus concealment failed: %s", exc)
                 break
             chunks.append(pcm)
-            produced += len(pcm)
-        pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-        pcm = np.pad(pcm[:samples], (0, max(0, samples - len(pcm))))
-        return AudioFrame(pcm.astype("<i2", copy=False).tobytes(), OPUS_RATE)
+            produced += len(pcm) // 2
+        pcm = b"".join(chunks)[: samples * 2]
+        return AudioFrame(pcm + bytes(samples * 2 - len(pcm)), OPUS_RATE)
 
 
 class OpusCodec:
