@@ -22,8 +22,12 @@ one core), its VmHWM at the end, its idle VmRSS, and its RSS per call: (VmRSS at
 plateau of concurrent calls - VmRSS after a few warm-up calls) / concurrent calls,
 from VmRSS sampled every 0.2 s and SIPp's CurrentCall column (``-fd 1``).
 Also shown: SIPp's own CPU and the host's load average before each run (other work on
-the machine moves every figure).  ``--profile`` records the softphone with py-spy during
-the first run of each rate.
+the machine moves every figure). Each run starts once the host's CPU has been 90 % idle
+over two 1-s windows in a row (at most 30 s of waiting; the idle share is shown): a run
+right after a saturated one otherwise measures the previous peer's calls draining too.
+``--profile`` records the softphone with py-spy during the first run of each rate.
+``--marginal RATE:MS1,MS2`` also measures the RSS each further concurrent call costs: two
+runs at one rate with calls of two lengths, the slope of plateau VmRSS over concurrent calls.
 Everything runs on 127.0.0.1; every process is stopped by its PID; the whole run is
 bounded by ``--max-time``.
 """
@@ -60,6 +64,8 @@ TCK = os.sysconf("SC_CLK_TCK")
 CALL_MS = 1000
 SAMPLE_S = 0.2
 PLATEAU = 0.9          # stat rows with CurrentCall >= 90 % of its maximum make the plateau
+QUIET_IDLE = 0.9       # a run starts once the host's CPU is this idle ...
+QUIET_MAX_S = 30.0     # ... or after this long
 Json = dict[str, Any]
 SOFTPHONE_RC = ("[sip]\n"
                 "# SIPp calls from one address: the flood guard is off, the load is the point\n"
@@ -97,6 +103,36 @@ def load_average() -> float | None:
         return float(Path("/proc/loadavg").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def cpu_idle_share(seconds: float) -> float | None:
+    """The share of the host's CPU time that was idle over ``seconds`` (all cores, /proc/stat)."""
+    def sample() -> tuple[int, int] | None:
+        try:
+            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        except (OSError, ValueError):
+            return None
+        return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields)  # idle + iowait, all
+
+    a = sample()
+    time.sleep(seconds)
+    b = sample()
+    if a is None or b is None or b[1] == a[1]:
+        return None
+    return (b[0] - a[0]) / (b[1] - a[1])
+
+
+def wait_quiet(limit_s: float = QUIET_MAX_S) -> float | None:
+    """Wait (at most ``limit_s``) until the host has been QUIET_IDLE idle over two 1-s windows in
+    a row: a run that starts while a previous peer's calls still drain (or anything else runs)
+    measures that too. Returns the last window's idle share."""
+    deadline = time.monotonic() + limit_s
+    quiet = 0
+    idle = None
+    while time.monotonic() < deadline and quiet < 2:
+        idle = cpu_idle_share(1.0)
+        quiet = quiet + 1 if idle is not None and idle >= QUIET_IDLE else 0
+    return idle
 
 
 def mib(kib: float | None) -> float | None:
@@ -280,9 +316,12 @@ def warm_up(work: Path, tag: str, peer: Answerer, calls: int) -> None:
 
 
 def one_run(name: str, rate: int, index: int, work: Path, args: argparse.Namespace,
-            profile: bool) -> Json:
-    tag = f"{name}_{rate}_{index}"
-    limit = args.seconds + CALL_MS / 1000 + args.recv_timeout + 10
+            profile: bool, call_ms: int = CALL_MS) -> Json:
+    tag = f"{name}_{rate}_{index}" + ("" if call_ms == CALL_MS else f"_{call_ms}ms")
+    limit = args.seconds + call_ms / 1000 + args.recv_timeout + 10
+    waited = time.monotonic()
+    idle_before = wait_quiet()
+    waited = time.monotonic() - waited
     peer = start_peer(name, work, tag, args.python, limit + 60)
     pid = peer.proc.pid
     spy: subprocess.Popen[bytes] | None = None
@@ -293,7 +332,7 @@ def one_run(name: str, rate: int, index: int, work: Path, args: argparse.Namespa
         time.sleep(0.3)
         base = proc_kib(pid, "VmRSS")
         load = load_average()
-        cmd = sipp_cmd(work, tag, peer.port, rate * args.seconds, rate, CALL_MS, int(limit),
+        cmd = sipp_cmd(work, tag, peer.port, rate * args.seconds, rate, call_ms, int(limit),
                        int(args.recv_timeout * 1000))
         spy_path = work / f"{tag}.{'svg' if args.profile_format == 'flamegraph' else 'json'}"
         spy = start_profile(pid, args.seconds, spy_path, args.profile_format) if profile else None
@@ -309,6 +348,9 @@ def one_run(name: str, rate: int, index: int, work: Path, args: argparse.Namespa
         code = peer.stop()
     out = summarize_run(rate, index, sipp, idle, base, hwm, (c0, c1, w1 - w0), alive, code, prof)
     out["load_avg_before"] = load
+    out["host_idle_before"] = rnd(idle_before, 3)
+    out["quiet_wait_s"] = round(waited, 1)
+    out["call_ms"] = call_ms
     return out
 
 
@@ -388,6 +430,41 @@ def bench_peer(name: str, work: Path, args: argparse.Namespace, share: Deadline)
     return res
 
 
+def marginal_memory(name: str, work: Path, args: argparse.Namespace, share: Deadline) -> Json:
+    """RSS for each further concurrent call: two runs at one rate whose calls last MS1 and MS2,
+    so that both carry the same per-second load (transactions kept for Timer J and L, ended
+    calls kept for a while) and the same libraries, and differ only in how many calls are up
+    at once. The slope of plateau VmRSS over concurrent calls is what one more call costs;
+    the per-call figure of a rate run also spreads a library loaded mid-run (numpy for
+    G.711 from the 8th call on) and the per-second state over the calls."""
+    rate, lengths = args.marginal
+    res: Json = {"peer": name, "rate": rate, "runs": []}
+    for call_ms in lengths:
+        if share.left() < args.seconds + call_ms / 1000 + args.recv_timeout + 25:
+            res["stopped"] = f"time budget before the {call_ms}-ms calls"
+            return res
+        run = one_run(name, rate, 1, work, args, False, call_ms)
+        print(f"  {name} marginal {rate} calls/s x {call_ms} ms: {run['ok']}/{run['calls']} ok, "
+              f"{run['concurrent_calls']} concurrent, plateau {run['plateau_rss_mib']} MiB", file=sys.stderr)
+        res["runs"].append(run)
+    (a, b) = res["runs"]
+    res["failed"] = a["failed"] + b["failed"]
+    if a["plateau_rss_mib"] is not None and b["plateau_rss_mib"] is not None and \
+            a["concurrent_calls"] and b["concurrent_calls"] and b["concurrent_calls"] != a["concurrent_calls"]:
+        res["kib_per_concurrent_call"] = round(
+            (b["plateau_rss_mib"] - a["plateau_rss_mib"]) * 1024 / (b["concurrent_calls"] - a["concurrent_calls"]), 1)
+    return res
+
+
+def marginal_lines(m: Json) -> list[str]:
+    if "runs" not in m or len(m["runs"]) < 2:
+        return [f"{m['peer']}: RSS per further concurrent call: {m.get('stopped') or m.get('error')}"]
+    parts = ", ".join(f"{r['call_ms']} ms calls: {r['concurrent_calls']} concurrent, plateau "
+                      f"{r['plateau_rss_mib']} MiB, {r['failed']} failed" for r in m["runs"])
+    return [f"{m['peer']}: RSS per further concurrent call at {m['rate']} calls/s: "
+            f"{m.get('kib_per_concurrent_call')} KiB ({parts})"]
+
+
 # ------------------------------------------------------------------ report
 
 
@@ -431,7 +508,7 @@ def run_line(x: Json) -> str:
             f"{fmt(x['setup_p50_ms'], 8, 2)} {fmt(x['setup_p99_ms'], 9, 2)} {fmt(x['cpu_pct'], 6)} "
             f"{fmt(x['vmhwm_mib'], 9)} {fmt(x['concurrent_calls'], 5)} "
             f"{fmt(x['rss_per_call_kib'], 12)} {fmt(x['sipp_cpu_pct'], 6)} "
-            f"{fmt(x['load_avg_before'], 5, 2)}{note}")
+            f"{fmt(x['load_avg_before'], 5, 2)} {fmt(x.get('host_idle_before'), 5, 2)}{note}")
 
 
 def peer_lines(r: Json) -> list[str]:
@@ -439,7 +516,7 @@ def peer_lines(r: Json) -> list[str]:
              f"idle RSS {r.get('idle_rss_mib')} MiB" + (f" ({r['stopped']})" if "stopped" in r else "")]
     lines.append(f"  {'rate':>4} {'run':>4} {'calls':>6} {'ok':>6} {'failed':>6} {'p50 ms':>8} "
                  f"{'p99 ms':>9} {'CPU %':>6} {'VmHWM MiB':>9} {'conc':>5} {'RSS/call KiB':>12} "
-                 f"{'SIPp %':>6} {'load':>5}")
+                 f"{'SIPp %':>6} {'load':>5} {'idle':>5}")
     for s in r["rates"]:
         lines.extend(run_line(x) for x in s["runs"])
         verdict = "held" if s["held"] else "FAILED"
@@ -467,6 +544,9 @@ def report_text(out: Json) -> str:
         for x in rt["per_rate"]:
             lines.append(f"  {x['rate']:>4} {fmt(x['setup_p99_ms'], 6, 2)} {fmt(x['vmhwm_mib'], 6, 2)} "
                          f"{fmt(x['rss_per_call_kib'], 9, 2)} {fmt(x['cpu_pct'], 6, 2)}")
+    for name in p["peers"]:
+        if name in out.get("marginal", {}):
+            lines.extend(marginal_lines(out["marginal"][name]))
     if "workdir" in out:
         lines.append(f"scratch kept: {out['workdir']}")
     lines.append(f"wall time {out['wall_s']} s")
@@ -492,8 +572,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--python", default=sys.executable, help="interpreter for the softphone")
     p.add_argument("--keep", action="store_true", help="keep the scratch folder (traces, logs)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--marginal", default="", metavar="RATE:MS1,MS2",
+                   help="also measure RSS per further concurrent call: two runs at RATE calls/s with "
+                        "calls of MS1 and MS2 ms (e.g. 100:1000,3000); --rates '' runs only these")
     args = p.parse_args(argv)
     args.rates = [int(x) for x in args.rates.split(",") if x.strip()]
+    if args.marginal:
+        try:
+            rate_text, _, lengths_text = args.marginal.partition(":")
+            lengths = [int(x) for x in lengths_text.split(",")]
+            if len(lengths) != 2 or lengths[0] == lengths[1] or min(lengths) <= 0 or int(rate_text) <= 0:
+                raise ValueError
+            args.marginal = (int(rate_text), sorted(lengths))
+        except ValueError:
+            p.error(f"--marginal {args.marginal!r}: expected RATE:MS1,MS2 with two different lengths")
     args.peers = [x.strip() for x in args.peers.split(",") if x.strip()]
     return args
 
@@ -506,7 +598,10 @@ def run_all(args: argparse.Namespace, work: Path, out: Json) -> None:
             continue
         share = Deadline(deadline.left() / (len(args.peers) - i))
         try:
-            out[name] = bench_peer(name, work, args, share)
+            if args.rates:
+                out[name] = bench_peer(name, work, args, share)
+            if args.marginal:
+                out.setdefault("marginal", {})[name] = marginal_memory(name, work, args, share)
         except RuntimeError as e:
             out[name] = {"peer": name, "error": str(e)}
 
@@ -520,7 +615,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="softphone-load-"))
     out: Json = {"params": {"rates": args.rates, "seconds": args.seconds, "runs": args.runs,
                             "peers": args.peers, "call_ms": CALL_MS, "scenario": SCENARIO.name,
-                            "warmup_calls": args.warmup, "recv_timeout_s": args.recv_timeout}}
+                            "warmup_calls": args.warmup, "recv_timeout_s": args.recv_timeout,
+                            "marginal": args.marginal or None}}
 
     def on_signal(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -540,7 +636,7 @@ def main(argv: list[str] | None = None) -> int:
         out["ratio"] = ratios(sp, bs)
     out["wall_s"] = round(time.monotonic() - t_start, 1)
     print(json.dumps(out) if args.json else report_text(out))
-    ok = all("error" not in (out.get(n) or {"error": 1}) for n in args.peers)
+    ok = all("error" not in (out.get(n) or ({} if not args.rates else {"error": 1})) for n in args.peers)
     return 0 if ok and not out.get("interrupted") else 1
 
 
