@@ -109,6 +109,7 @@ class Registration:
     _tag: str = field(default_factory=random_token)
     _stale_contact: SipUri | None = None  # the Contact a rewrite replaced: removed by the next REGISTER
     _rebinds: int = 0
+    _resent_after_400: bool = False  # the pending REGISTER answers a 400 (sent once more, not twice)
     _written: tuple[Hashable, tuple[str, str, str]] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -221,6 +222,15 @@ class Registration:
             return self._on_challenge(response, now)
         if status == 423:
             return self._on_interval_too_brief(response, now)
+        if status == 400 and not self._resent_after_400:
+            # a registrar that saved an earlier copy of this REGISTER may refuse a late copy
+            # of it (Kamailio's usrloc takes the same Call-ID and CSeq as a retransmission for
+            # 20 s only, then answers 400): once, the REGISTER goes again with the next CSeq
+            self._resent_after_400 = True
+            log.info("registration of %s: the registrar answered 400 %s; sending the REGISTER again",
+                     self.aor.uri, response.reason)
+            return self._send(self._expires_asked)
+        self._resent_after_400 = False
         self._pending = None
         self._auth.answered()
         if 200 <= status < 300:

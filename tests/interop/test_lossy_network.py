@@ -28,6 +28,9 @@ T2 = 4 s):
 - The registration. Each REGISTER transaction (a refresh, and the digest challenge's second
   one) fails only if all 11 rounds (REGISTER there and its answer back, each (1-p)**2) fail:
   (1 - (1-p)**2)**11, and there are at most about 3 per refresh interval over the run.
+  Kamailio takes a copy with the CSeq it saved as a retransmission for 20 s only (usrloc's
+  cseq_delay) and answers a later copy 400: when every answer of those 20 s was lost, the
+  phone sends the REGISTER once more with the next CSeq, a new transaction.
   The final look at Kamailio's location table follows a refresh just answered, so the
   binding is then fresh whatever the margin the phone leaves before it lapses.
 

@@ -219,3 +219,23 @@ def test_forbidden_after_credentials_is_an_authentication_failure() -> None:
     second = sent(reg.on_response(challenge(first), 0.1))
     out = reg.on_response(build_response(second, 403), 0.2)
     assert states(out) == ["failed"] and reg.auth_failed
+
+
+def test_a_400_is_answered_by_sending_the_register_once_more_with_the_next_cseq() -> None:
+    """A registrar that saved an earlier copy of a REGISTER may refuse a late copy (Kamailio's
+    usrloc takes the same CSeq as a retransmission for 20 s only, then answers 400 "invalid
+    cseq"): the REGISTER goes again, credentials and all, with the next CSeq; a second 400
+    in a row is a failure."""
+    reg = registration()
+    first = sent(reg.start(0.0))
+    second = sent(reg.on_response(challenge(first), 0.1))
+    out = reg.on_response(build_response(second, 400), 21.0)
+    third = sent(out)
+    assert states(out) == [] and reg.state == "registering"
+    assert third.cseq.number == second.cseq.number + 1 and third.call_id == second.call_id
+    assert "Authorization" in third.headers
+    assert states(reg.on_response(ok(third, 600), 21.1)) == ["registered"]
+    # the next cycle may resend once after a 400 again; two 400s in a row fail
+    refresh = sent(reg.handle_timer(reg.deadline or 0.0))
+    again = sent(reg.on_response(build_response(refresh, 400), 600.0))
+    assert states(reg.on_response(build_response(again, 400), 600.1)) == ["failed"]
