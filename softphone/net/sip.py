@@ -281,15 +281,14 @@ class SipNetwork:
         if self.on_kick is not None:
             self.on_kick()
         deadline = self.core.get_timer()
-        armed = self._timer_at
-        if deadline is None or (armed is not None and armed <= deadline):
-            # the armed timer comes first: when it finds nothing due, its kick arms the next
-            # deadline (a timer is not re-armed for every message that starts a later one)
+        if deadline == self._timer_at:
             return
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
         self._timer_at = deadline
-        self._timer = self.loop.call_at(deadline, self._on_timer)
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def backlog(self) -> int:
         """Bytes of datagrams waiting in the UDP socket's receive buffer, not read yet (Linux's

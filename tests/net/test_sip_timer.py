@@ -1,6 +1,6 @@
-"""The network edge arms one loop timer for its core's earliest deadline. A deadline that
-comes later than the armed one does not re-arm it: the armed timer wakes the core, which
-finds nothing due, and the next deadline is armed then. No deadline is missed or late."""
+"""The network edge arms one loop timer for its core's earliest deadline and moves it as that
+deadline moves: a deadline added after the armed one, the armed one cancelled, one added before
+it; each is met, in order, and none is missed."""
 from __future__ import annotations
 
 import asyncio
@@ -49,9 +49,9 @@ async def _deadlines_met() -> None:
     network.kick()
     core.pending.append(later)  # later than the armed timer
     network.kick()
-    core.pending.remove(first)  # the first is cancelled: its timer still wakes the core once
+    core.pending.remove(first)  # the first is cancelled
     network.kick()
-    core.pending.append(earlier)  # earlier than the armed timer: armed at once
+    core.pending.append(earlier)  # earlier than any other
     network.kick()
     await asyncio.sleep(0.45)
     network.close()
