@@ -8,9 +8,7 @@ come out, and the datagrams to send are collected for the transport to take with
 
 from __future__ import annotations
 
-import functools
 import heapq
-import ipaddress
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -36,7 +34,7 @@ from softphone.sip.transaction import (
     client_key,
     server_key,
 )
-from softphone.sip.uri import SipUri
+from softphone.sip.uri import SipUri, is_ip_address
 
 log = logging.getLogger(__name__)
 
@@ -98,18 +96,9 @@ class Peer:
 def literal_peer(uri: SipUri, transport: str) -> Peer | None:
     """The next hop for a URI whose host is an IP address; None for a name."""
     host = (uri.param("maddr") or uri.host).strip("[]")
-    if not _is_address(host):
+    if not is_ip_address(host):
         return None
     return Peer(transport.lower(), host, uri.port or (5061 if transport == "tls" else 5060))
-
-
-@functools.lru_cache(maxsize=1024)
-def _is_address(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 

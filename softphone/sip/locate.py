@@ -14,7 +14,6 @@ with the random source injected so that tests can fix it.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,7 +22,7 @@ from softphone.errors import TransportError
 from softphone.sip.dialog import new_branch
 from softphone.sip.endpoint import Peer
 from softphone.sip.message import Request
-from softphone.sip.uri import SipUri
+from softphone.sip.uri import SipUri, is_ip_address
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +115,6 @@ class Plan:
 # ---------------------------------------------------------------- §4.1 transport selection
 
 
-def _is_numeric(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
 def plan_for(uri: SipUri, supported: Iterable[str], transport: str | None = None) -> Plan:
     """Decide what the URI decides. ``transport`` is a transport the caller requires (an
     account's, a dialog's); it counts as a transport parameter. Raises TransportError when
@@ -131,7 +122,7 @@ def plan_for(uri: SipUri, supported: Iterable[str], transport: str | None = None
     supported = frozenset(t.lower() for t in supported)
     host = (uri.param("maddr") or uri.host).strip("[]")
     secure = uri.scheme == "sips"
-    numeric = _is_numeric(host)
+    numeric = is_ip_address(host)
     # RFC 3263 §4.1: "If the URI specifies a transport protocol in the transport parameter,
     # that transport protocol SHOULD be used."
     chosen = (transport or uri.param("transport") or "").lower() or None

@@ -173,6 +173,16 @@ def _parse_uri_headers(text: str) -> tuple[tuple[str, str], ...]:
 
 
 @functools.lru_cache(maxsize=1024)
+def is_ip_address(host: str) -> bool:
+    """Whether ``host`` is an IP address (an IPv6 one with or without its brackets), not a name."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=1024)
 def _norm_host(host: str) -> str:
     try:
         return ipaddress.ip_address(host).compressed
