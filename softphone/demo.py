@@ -85,6 +85,9 @@ async def _unless(stop: asyncio.Event, awaitable: Awaitable[object]) -> bool:
     stopped.cancel()
     if not work.done():
         work.cancel()
+        # its end is collected here: a wait for a state ends in StateError, not CancelledError,
+        # when the call ends in the same turn, and an uncollected error is logged with a traceback
+        await asyncio.gather(work, return_exceptions=True)
         return False
     work.result()
     return True
