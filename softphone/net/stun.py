@@ -8,6 +8,7 @@ mapping the server reports is the one a peer outside the NAT reaches them by.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -134,16 +135,18 @@ def parse_server(text: str) -> Address:
 async def query(sock: socket.socket, server: Address, waits: Sequence[float] = WAITS) -> Address:
     """The address the server saw ``sock`` at; retransmits after each wait in ``waits``.
 
-    ``sock`` is a non-blocking datagram socket not yet handed to the event loop."""
+    ``sock`` is a non-blocking datagram socket not yet handed to the event loop. It is read with
+    ``sock_recv`` and written directly: uvloop has no ``sock_sendto`` or ``sock_recvfrom``."""
     loop = asyncio.get_running_loop()
     tid = new_transaction_id()
     request = binding_request(tid)
     for wait in waits:
-        await loop.sock_sendto(sock, request, server)
+        with contextlib.suppress(BlockingIOError):  # a full send buffer: as if the request were lost
+            sock.sendto(request, server)
         deadline = loop.time() + wait
         while (left := deadline - loop.time()) > 0:
             try:
-                data, _ = await asyncio.wait_for(loop.sock_recvfrom(sock, 2048), left)
+                data = await asyncio.wait_for(loop.sock_recv(sock, 2048), left)
             except TimeoutError:
                 break
             try:
