@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -104,7 +105,7 @@ class CallSession:
         return self.record.timeline
 
     def mark(self, name: str) -> None:
-        self.record.mark(name, asyncio.get_running_loop().time())
+        self.record.mark(name, time.monotonic())  # the phone's clock (net/sip.py), not uvloop's coarse loop time
 
     def on_state(self, state: Progress) -> None:
         self.states.append(state)

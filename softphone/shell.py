@@ -15,6 +15,7 @@ import logging
 import os
 import shlex
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,7 +259,7 @@ class Shell:
         if not live:
             self.write("no calls")
             return
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()  # the phone's clock
         self.write(f"{'id':>3}  {'state':<10} {'direction':<9} {'duration':>8}  peer")
         for number, session in live:
             answered = session.timeline.get("answered")

@@ -129,7 +129,7 @@ class AudioStream:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._started = self._loop.time()
+        self._started = time.monotonic()
         self._open_devices()
         self._encode_work = _Offload(self._loop, self._encode, self._send_encoded)
         self._decode_work = _Offload(self._loop, self._decode, self._play_decoded)
@@ -207,7 +207,7 @@ class AudioStream:
         self.dtmf.queue(digits)
 
     def _now(self) -> float:
-        return self._loop.time() if self._loop is not None else time.monotonic()
+        return time.monotonic()
 
     # ------------------------------------------------------------ sending
 

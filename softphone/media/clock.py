@@ -12,6 +12,10 @@ only while something is registered: an idle phone costs nothing.
 
 The thread is the clock's device edge, as a sound card's callback thread is: it only
 reads the monotonic clock, sleeps and posts to the loop (``call_soon_threadsafe``).
+
+Deadlines and the ``now`` the callbacks get are ``time.monotonic()``, as every media time
+is, not ``loop.time()``: the same clock under asyncio, but uvloop reads its own once per
+loop iteration and in whole milliseconds.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ class MediaClock:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = weakref.ref(loop)  # the table of clocks is keyed by the loop: no strong reference back
-        self.epoch = loop.time()
+        self.epoch = time.monotonic()
         self._heap: list[tuple[float, int, Ticker]] = []
         self._order = itertools.count()
         self._live = 0
@@ -86,7 +90,7 @@ class MediaClock:
         """Call ``callback(now)`` at every grid point of ``period`` from the next one on."""
         if period <= 0:
             raise ValueError(f"period must be positive, got {period}")
-        now = self.loop.time()
+        now = time.monotonic()
         steps = int((now - self.epoch) / period) + 1
         ticker = Ticker(period, callback, self.epoch + steps * period)
         self._push(ticker)
@@ -110,7 +114,7 @@ class MediaClock:
     # ------------------------------------------------------------ the batch (loop thread)
 
     def _run_due(self) -> None:
-        now = self.loop.time()
+        now = time.monotonic()
         self.ticks += 1
         if self._heap:
             self.lateness += LATENESS_WEIGHT * (max(0.0, now - self._heap[0][0]) - self.lateness)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
@@ -98,7 +99,7 @@ class QualityMonitor:
         if self._task is not None or self.stopped is not None:
             return
         self._loop = asyncio.get_running_loop()
-        self.started = self._sampled = self._loop.time()
+        self.started = self._sampled = time.monotonic()
         self._task = self._loop.create_task(self._run())
 
     async def stop(self) -> None:
@@ -119,14 +120,14 @@ class QualityMonitor:
         self._tracked.clear()
 
     def _now(self) -> float:
-        return self._loop.time() if self._loop is not None else 0.0
+        return time.monotonic() if self._loop is not None else 0.0
 
     async def _run(self) -> None:
         assert self._loop is not None and self.started is not None
         deadline = self.started
         while True:
             deadline += self.interval
-            await asyncio.sleep(max(0.0, deadline - self._loop.time()))
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
             sample = self._latest = self.sample()
             if self.keep_history:
                 self.history.append(sample)

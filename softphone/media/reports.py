@@ -12,11 +12,12 @@ from softphone.rtp.session import RtcpScheduler, RtpSession
 
 async def send_reports(session: RtpSession, transport: RtpTransport, address: Callable[[], Address | None]) -> None:
     """Send a compound SR/RR + SDES whenever the scheduler says so, until cancelled."""
-    loop = asyncio.get_running_loop()
     scheduler = RtcpScheduler()
     while True:
-        await asyncio.sleep(max(0.0, scheduler.next_time(loop.time()) - loop.time()))
+        now = time.monotonic()
+        await asyncio.sleep(max(0.0, scheduler.next_time(now) - now))
         remote = address()
+        now = time.monotonic()
         if remote is not None:
-            transport.send_rtcp(session.rtcp_report(loop.time(), time.time()), remote)
-        scheduler.sent(loop.time())
+            transport.send_rtcp(session.rtcp_report(now, time.time()), remote)
+        scheduler.sent(now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from softphone.devices import open_audio_sink, open_audio_source
 from softphone.devices.registry import parse_device
@@ -51,11 +52,10 @@ async def play_cadence(sink_spec: str, tone: str, cadence: tuple[float, ...]) ->
         return
     silence = AudioFrame.silence(samples, RATE)
     period = PTIME_MS / 1000
-    loop = asyncio.get_running_loop()
-    start = deadline = loop.time()
+    start = deadline = time.monotonic()
     try:
         while True:
-            position = (loop.time() - start) % sum(cadence)
+            position = (time.monotonic() - start) % sum(cadence)
             on = True
             for length in cadence:
                 if position < length:
@@ -64,7 +64,7 @@ async def play_cadence(sink_spec: str, tone: str, cadence: tuple[float, ...]) ->
                 on = not on
             sink.write(source.read() if on else silence)
             deadline += period
-            await asyncio.sleep(max(0.0, deadline - loop.time()))
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
     finally:
         source.close()
         sink.close()

@@ -130,7 +130,7 @@ class VideoStream:
 
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
-        self._started = loop.time()
+        self._started = time.monotonic()
         opts = self.options
         self.source = _open_or_null(
             open_video_source, opts.source, "null:", self.on_event, width=opts.width, height=opts.height, fps=opts.fps
@@ -193,7 +193,7 @@ class VideoStream:
         self._keyframe_wanted = True
 
     def _now(self) -> float:
-        return self._loop.time() if self._loop is not None else time.monotonic()
+        return time.monotonic()
 
     @property
     def window_closed(self) -> bool:
@@ -230,13 +230,14 @@ class VideoStream:
             return
         if self._stopped or self.params.remote_rtp is None:
             return
-        timestamp = (self.session.sender.next_timestamp + int((loop.time() - self._started) * CLOCK)) & 0xFFFFFFFF
+        now = time.monotonic()
+        timestamp = (self.session.sender.next_timestamp + int((now - self._started) * CLOCK)) & 0xFFFFFFFF
         for data, is_key in encoded:
             self.frames_sent += 1
             self.keyframes_sent += int(is_key)
             packets = self.packetizer.packetize(EncodedFrame(data, is_key), self.options.mtu)
             for payload, marker in packets:
-                packet = self.session.prepare(payload, samples=0, now=loop.time(), marker=marker, timestamp=timestamp)
+                packet = self.session.prepare(payload, samples=0, now=now, marker=marker, timestamp=timestamp)
                 self.history.add(packet)
                 self.transport.send_rtp(packet, self.params.remote_rtp)
 

@@ -13,6 +13,7 @@ import logging
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -126,7 +127,10 @@ class SipNetwork:
         self.on_kick: Callable[[], None] | None = None  # called each time the core has had its turn
 
     def now(self) -> float:
-        return self.loop.time()
+        """The phone's clock: ``time.monotonic()``, which is also asyncio's loop time; uvloop's
+        loop time is the same clock read once per iteration in whole milliseconds, too coarse for
+        a call's timeline. A timer that uvloop fires early finds nothing due and is armed again."""
+        return time.monotonic()
 
     # ------------------------------------------------------------ listening
 
