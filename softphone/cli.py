@@ -28,6 +28,7 @@ from softphone.errors import (
     UsageError,
 )
 from softphone.events import CallSummary, Devices, PhoneEvent, RegistrationEvent, StateEvent, Summary
+from softphone.net.loops import run
 from softphone.report import check_report_path, numbered
 
 log = logging.getLogger("softphone")
@@ -226,9 +227,8 @@ def _load_config(args: argparse.Namespace) -> Config:
 
 
 def _with_account(config: Config, uri: str) -> Config:
-    """``--account sip:alice@example.com``: the config's accounts replaced by this one, registered at
-    its domain (found as for any call); the password from $SOFTPHONE_PASSWORD, else asked for on a
-    terminal, never from the command line, where every user of the machine could read it."""
+    """``--account sip:alice@example.com``: the config's accounts replaced by this one, registered at its
+    domain; the password from $SOFTPHONE_PASSWORD, else asked for on a terminal, never from the command line."""
     import getpass
     import os
 
@@ -272,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _setup_logging(args.verbose, args.quiet, args.log_file)
         config = _load_config(args)
         command: Callable[[argparse.Namespace, Config, Output], Coroutine[Any, Any, int]] = COMMANDS[args.command]
-        return asyncio.run(command(args, config, Output(args.json, quiet=args.quiet)))
+        return run(command(args, config, Output(args.json, quiet=args.quiet)), config.misc.event_loop, config.path)
     except SoftphoneError as exc:
         print(f"softphone: {exc}", file=sys.stderr)
         return exc.exit_code

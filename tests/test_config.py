@@ -289,6 +289,14 @@ def test_log_level_is_case_insensitive_and_checked() -> None:
     )
 
 
+def test_event_loop_is_one_of_three_names() -> None:
+    assert loads("").misc.event_loop == "auto"
+    assert loads("[misc]\nevent_loop=UVLOOP\n").misc.event_loop == "uvloop"
+    assert error_of("[misc]\nevent_loop=trio\n").startswith(
+        "test.rc [misc] event_loop: expected one of auto, asyncio, uvloop, got 'trio'"
+    )
+
+
 def test_ptime_range() -> None:
     assert loads("[sound]\nptime=40\n").sound.ptime == 40
     assert "expected an integer 10..120, got '5'" in error_of("[sound]\nptime=5\n")

@@ -12,7 +12,9 @@ Every run starts the answering peer fresh (one process for all the calls):
 
 * softphone: ``softphone --json -c RC --bind 127.0.0.1 --sip-port P --rtp-port 0
   answer --auto --delay 0 --max-calls 100000 --no-video --audio-codec PCMU
-  --audio-source "tone: 440" --audio-sink null:``, RC turning the flood guard off;
+  --audio-source "tone: 440" --audio-sink null:``, RC turning the flood guard off
+  (``[misc] event_loop=auto``: uvloop when it is installed);
+* softphone-asyncio (``--peers``): the same on asyncio's own loop (``event_loop=asyncio``);
 * baresip: scripts/bench/peers/answerers.py (audio modules only, ``ausine`` 440 Hz,
   ``aubridge`` as a null player, ``call_max_calls 1000``; the video m-line is refused).
 
@@ -147,9 +149,9 @@ class LoadSoftphone(Answerer):
 
     name = "softphone"
 
-    def __init__(self, work: Path, python: str, tag: str) -> None:
-        rc = work / "softphone.rc"
-        rc.write_text(SOFTPHONE_RC)
+    def __init__(self, work: Path, python: str, tag: str, event_loop: str = "auto") -> None:
+        rc = work / f"softphone-{event_loop}.rc"
+        rc.write_text(SOFTPHONE_RC + f"[misc]\nevent_loop={event_loop}\n")
         self.out = work / f"{tag}.jsonl"
         self.err = work / f"{tag}.err"
         self.port = free_port()
@@ -172,10 +174,12 @@ class LoadSoftphone(Answerer):
 
 def start_peer(name: str, work: Path, tag: str, python: str, max_time: float) -> Answerer:
     if name == "softphone":
-        return LoadSoftphone(work, python, tag)
+        return LoadSoftphone(work, python, tag)  # event_loop=auto: uvloop when it is installed
+    if name == "softphone-asyncio":
+        return LoadSoftphone(work, python, tag, event_loop="asyncio")
     if name == "baresip":
         return BaresipAnswerer(work, max_time, codec="PCMU", tag=tag)
-    raise SystemExit(f"unknown peer {name!r} (softphone, baresip)")
+    raise SystemExit(f"unknown peer {name!r} (softphone, softphone-asyncio, baresip)")
 
 
 # ------------------------------------------------------------------ SIPp
@@ -561,7 +565,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rates", default="100,150,200,250,300,350,400", help="calls/s, comma list")
     p.add_argument("--seconds", type=int, default=10, help="traffic per run (s)")
     p.add_argument("--runs", type=int, default=2, help="runs per rate")
-    p.add_argument("--peers", default="softphone,baresip", help="softphone, baresip")
+    p.add_argument("--peers", default="softphone,baresip", help="softphone, softphone-asyncio, baresip")
     p.add_argument("--warmup", type=int, default=5, help="calls before each measured run")
     p.add_argument("--recv-timeout", type=float, default=10.0,
                    help="a call fails after this long without an expected answer (s)")

@@ -24,6 +24,7 @@ from softphone.config.values import (
     _parse_bool,
     _parse_device,
     _parse_dns_server,
+    _parse_event_loop,
     _parse_firewall_policy,
     _parse_log_level,
     _parse_media_encryption,
@@ -135,6 +136,7 @@ class MiscConfig:
     max_calls: int = 10
     log_level: str = "warning"
     json: bool = False
+    event_loop: str = "auto"  # auto (uvloop when installed), asyncio or uvloop
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,7 @@ _MISC_KEYS = _keys(
     max_calls=_Key("max_calls", _POSITIVE),
     log_level=_Key("log_level", _parse_log_level),
     json=_Key("json", _parse_bool),
+    event_loop=_Key("event_loop", _parse_event_loop),
 )
 _PROXY_KEYS = _keys(
     reg_proxy=_Key("reg_proxy", _parse_sip_address, required=True),

@@ -24,6 +24,7 @@ VIDEO_SIZES: Mapping[str, tuple[int, int]] = {
     "1080p": (1920, 1080),
 }
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 MEDIA_ENCRYPTIONS = ("none", "srtp", "zrtp", "dtls")
 DIGEST_ALGORITHMS = ("MD5", "SHA-256")
 
@@ -140,6 +141,12 @@ def _parse_mime(text: str) -> str:
 def _parse_log_level(text: str) -> str:
     if text.lower() not in LOG_LEVELS:
         raise _Invalid(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return text.lower()
+
+
+def _parse_event_loop(text: str) -> str:
+    if text.lower() not in EVENT_LOOPS:
+        raise _Invalid(f"expected one of {', '.join(EVENT_LOOPS)}, got {text!r}")
     return text.lower()
 
 

@@ -220,7 +220,7 @@ def _run_cli(rc: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_log_level_sets_the_logging_level_without_v(tmp_path: Path) -> None:
     rc = tmp_path / "debug.rc"
     rc.write_text("[misc]\nlog_level=debug\n")
-    assert " DEBUG " in _run_cli(rc, "devices").stderr  # asyncio says which selector it uses, at DEBUG
+    assert " DEBUG " in _run_cli(rc, "devices").stderr  # the phone names its event loop at DEBUG
     rc.write_text("[misc]\nlog_level=warning\n")
     assert " DEBUG " not in _run_cli(rc, "devices").stderr
 
