@@ -4,8 +4,8 @@ Importing a codec's or a device's libraries takes long enough (PyAV or numpy abo
 to delay the first call's audio: both ends heard nothing for 150 ms after the answer when
 the phone recorded to a WAV file. Only what the first call will open is loaded: the first
 audio codec's module and the audio devices' drivers, so a PCMU phone that plays a tone to
-``null:`` never loads PyAV or numpy. Once loaded, the heap that lives as long as the process is frozen out of
-the cycle collector's sight.
+``null:`` never loads PyAV or numpy. Once loaded, the heap that lives as long as the
+process is frozen out of the cycle collector's sight.
 """
 
 from __future__ import annotations

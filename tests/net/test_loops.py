@@ -54,5 +54,5 @@ def test_a_call_between_the_two_loops_carries_steady_audio(softphone, tmp_path, 
         assert f"event loop: {loop}" in phone.stderr, phone.describe()
     ends = [caller.summary["audio"], answerer.summary["calls"][0]["audio"]]
     for audio in ends:
-        assert audio["rx_packets"] >= 140 and audio["lost"] == 0 and audio["late"] == 0, json.dumps(ends)
+        assert audio["rx_packets"] >= 140 and audio["lost"] == 0, json.dumps(ends)
         assert audio["jitter_ms"] > 0, json.dumps(ends)  # microseconds of loopback jitter, not a quantized 0
