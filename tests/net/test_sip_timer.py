@@ -1,10 +1,13 @@
 """The network edge arms one loop timer for its core's earliest deadline and moves it as that
 deadline moves: a deadline added after the armed one, the armed one cancelled, one added before
-it; each is met, in order, and none is missed."""
+it; each is met, in order, none is missed, and the core is never woken before one is due."""
 from __future__ import annotations
 
 import asyncio
 from typing import Any
+
+import pytest
+import uvloop
 
 from softphone.net.sip import SipNetwork
 from softphone.sip.endpoint import Outgoing, Peer
@@ -36,8 +39,9 @@ class Deadlines:
         return []
 
 
-def test_every_deadline_is_met_whether_it_comes_before_or_after_the_armed_one() -> None:
-    asyncio.run(_deadlines_met())
+@pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
+def test_every_deadline_is_met_whether_it_comes_before_or_after_the_armed_one(run: Any) -> None:
+    run(_deadlines_met())
 
 
 async def _deadlines_met() -> None:
@@ -58,4 +62,25 @@ async def _deadlines_met() -> None:
     woken = [(round(now - t0, 2), [round(d - t0, 2) for d in due]) for now, due in core.wakes]
     assert [due for _, due in woken if due] == [[0.05], [0.3]], woken
     assert all(now >= due[0] for now, due in woken if due)
+    # none early: uvloop's whole-millisecond timers fired up to 0.5 ms before the deadline
+    assert all(due for _, due in woken), woken
     assert core.pending == []
+
+
+@pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
+def test_the_core_is_not_woken_before_a_deadline(run: Any) -> None:
+    """Deadlines at fractions of a millisecond: uvloop rounds a timer to whole milliseconds."""
+    run(_many_deadlines())
+
+
+async def _many_deadlines() -> None:
+    core = Deadlines()
+    network = SipNetwork(core, lambda events: None)
+    t0 = network.now()
+    core.pending = [t0 + 0.01 + k * 0.0037 for k in range(40)]
+    network.kick()
+    await asyncio.sleep(0.2)
+    network.close()
+    assert core.pending == []
+    early = [round((now - t0) * 1000, 3) for now, due in core.wakes if not due]
+    assert not early, f"woken with nothing due at {early} ms"
