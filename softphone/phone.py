@@ -115,6 +115,7 @@ class Phone:
         self.media_choice = MediaChoice()
         self.muted = False  # new calls start muted too (the shell's ``mute``)
         self.sessions: dict[str, CallSession] = {}
+        self._pending_registrations: deque[tuple[Registration, str]] = deque()
         # the latest ended calls (a phone answering for days must not keep them all) and how many
         self.finished: deque[CallSummary] = deque(maxlen=FINISHED_KEPT)
         self.ended_calls = self.answered_calls = 0
@@ -175,7 +176,8 @@ class Phone:
 
     def register(self) -> list[Registration]:
         """Register every account that asks for it ([proxy_N] reg_sendregister=1), keep the
-        registrations fresh and their flows alive; ``close`` removes them."""
+        registrations fresh and their flows alive; ``close`` removes them. The first account
+        starts at once, each further one on a later turn of the loop (``_start_registrations``)."""
         network = self.network
         started = []
         for account in self.accounts:
@@ -191,11 +193,26 @@ class Phone:
                 instance_id=account.instance_id, user_agent=self.user_agent, allow=ALLOW,
             )
             started.append(registration)
-            self._execute(self.agent.register(registration, account.transport, self.now()))
+            self._pending_registrations.append((registration, account.transport))
+        self._start_registrations()
         return started
+
+    def _start_registrations(self) -> None:
+        """Send the first REGISTER of the next account, and of the one after it on the loop's
+        next turn: the answers that came in meanwhile (a 401 to answer with credentials, a 200)
+        are handled between two accounts' starts, so that one account's registration does not
+        wait for every other account to have started."""
+        pending = self._pending_registrations
+        if not pending or self._network is None:
+            return
+        registration, transport = pending.popleft()
+        self._execute(self.agent.register(registration, transport, self.now()))
+        if pending:
+            asyncio.get_running_loop().call_soon(self._start_registrations)
 
     def unregister(self) -> bool:
         """Remove every registration (Expires: 0); False when none was registered."""
+        self._pending_registrations.clear()  # not started: nothing to remove
         commands = self.agent.unregister_all(self.now())
         self._execute(commands)
         return bool(commands) or self.agent.registrations.unregistering()
@@ -252,6 +269,7 @@ class Phone:
         for session in live:
             session.hangup()
         waits: list[Awaitable[Any]] = [asyncio.shield(s.done) for s in live]
+        self._pending_registrations.clear()
         if self._network is not None:
             self._unregistered = asyncio.Event()
             self._execute(self.agent.unregister_all(self.now()))
