@@ -312,10 +312,12 @@ def end_profile(spy: subprocess.Popen[bytes] | None, path: Path) -> str | None:
 
 
 def warm_up(work: Path, tag: str, peer: Answerer, calls: int) -> None:
-    """A few calls before the measured run: lazy imports and first-call caches land here."""
+    """Calls before the measured run, 1 s long at 10/s, so that up to ``calls`` are up at once:
+    lazy imports and first-call caches land here, also what a peer loads only once several
+    calls are up (the softphone loads numpy, about 15 MiB, at its 8th live G.711 encoder)."""
     if calls <= 0:
         return
-    cmd = sipp_cmd(work, tag + "_warm", peer.port, calls, 10, 200, 20, 4000)
+    cmd = sipp_cmd(work, tag + "_warm", peer.port, calls, 10, CALL_MS, 20, 4000)
     run_sipp(work, tag + "_warm", peer.proc.pid, cmd, 20)
 
 
@@ -566,7 +568,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=int, default=10, help="traffic per run (s)")
     p.add_argument("--runs", type=int, default=2, help="runs per rate")
     p.add_argument("--peers", default="softphone,baresip", help="softphone, softphone-asyncio, baresip")
-    p.add_argument("--warmup", type=int, default=5, help="calls before each measured run")
+    p.add_argument("--warmup", type=int, default=10, help="calls before each measured run (1 s long, 10/s)")
     p.add_argument("--recv-timeout", type=float, default=10.0,
                    help="a call fails after this long without an expected answer (s)")
     p.add_argument("--max-time", type=float, default=900.0, help="bound of the whole run (s)")
