@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 
-from .packet import RtpError, RtpPacket
+from .packet import RtpError, RtpPacket, pack
 from .rtcp import (
     SDES_CNAME,
     Bye,
@@ -77,6 +77,23 @@ class RtpSender:
         self._timestamp = (self._timestamp + samples) & 0xFFFFFFFF
         return packet
 
+    def data(
+        self,
+        payload: bytes,
+        *,
+        samples: int,
+        marker: bool = False,
+        payload_type: int | None = None,
+        timestamp: int | None = None,
+    ) -> tuple[bytes, int]:
+        """The next packet's bytes and RTP timestamp: ``packet`` without the RtpPacket."""
+        stamp = self._timestamp if timestamp is None else timestamp & 0xFFFFFFFF
+        data = pack(self.payload_type if payload_type is None else payload_type, self.sequence, stamp,
+                    self.ssrc, payload, marker)
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        self._timestamp = (self._timestamp + samples) & 0xFFFFFFFF
+        return data, stamp
+
 
 class RtcpScheduler:
     """RTCP transmission interval (RFC 3550 §6.2, §6.3.1) for a two-party call: a
@@ -141,12 +158,12 @@ class RtpSession:
         timestamp: int | None = None,
     ) -> bytes:
         """Build and count one RTP packet; returns its bytes."""
-        packet = self.sender.packet(
+        data, stamp = self.sender.data(
             payload, samples=samples, marker=marker, payload_type=payload_type, timestamp=timestamp
         )
-        self.sender_stats.sent(packet, now)
+        self.sender_stats.sent_payload(len(payload), stamp, now)
         self._reports_since_sent = 0
-        return bytes(packet)
+        return data
 
     def receive_rtp(self, data: bytes, now: float) -> RtpPacket | None:
         """Parse and validate one RTP packet; None for one to discard."""

@@ -187,11 +187,14 @@ class SenderStatistics:
         self.last_sent: float | None = None
 
     def sent(self, packet: RtpPacket, now: float) -> None:
+        self.sent_payload(len(packet.payload), packet.timestamp, now)
+
+    def sent_payload(self, octets: int, timestamp: int, now: float) -> None:
         # sender's octet count: "the total number of payload octets (i.e., not
         # including header or padding)" (RFC 3550 §6.4.1)
         self.packets = (self.packets + 1) & 0xFFFFFFFF
-        self.octets = (self.octets + len(packet.payload)) & 0xFFFFFFFF
-        self.last_rtp_timestamp = packet.timestamp
+        self.octets = (self.octets + octets) & 0xFFFFFFFF
+        self.last_rtp_timestamp = timestamp
         self.last_sent = now
 
 

@@ -245,3 +245,15 @@ def test_first_packet_held_during_probation_is_delivered_after_validation() -> N
     assert [p.payload for p in delivered] == [b"one", b"two"]
     third = sender.prepare(b"three", samples=160, now=0.04)
     assert [p.payload for p in receiver.receive_rtp_packets(third, 0.04)] == [b"three"]
+
+
+def test_sender_data_is_the_packets_bytes_with_the_same_numbering() -> None:
+    by_packet, by_data = RtpSender(0, 8000, rng=random.Random(3)), RtpSender(0, 8000, rng=random.Random(3))
+    for payload, marker, payload_type, timestamp in [(b"a", False, None, None), (b"bc", True, 101, 7),
+                                                     (b"", False, 127, None), (b"d" * 160, False, None, 2**32 + 5)]:
+        packet = by_packet.packet(payload, samples=160, marker=marker, payload_type=payload_type, timestamp=timestamp)
+        data, stamp = by_data.data(payload, samples=160, marker=marker, payload_type=payload_type, timestamp=timestamp)
+        assert data == bytes(packet) and stamp == packet.timestamp
+        assert RtpPacket.parse(data) == packet
+    with pytest.raises(ValueError, match="payload_type 128"):
+        by_data.data(b"", samples=160, payload_type=128)
