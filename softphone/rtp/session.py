@@ -54,29 +54,6 @@ class RtpSender:
     def next_timestamp(self) -> int:
         return self._timestamp
 
-    def packet(
-        self,
-        payload: bytes,
-        *,
-        samples: int,
-        marker: bool = False,
-        payload_type: int | None = None,
-        timestamp: int | None = None,
-    ) -> RtpPacket:
-        """The next packet. The stream clock always advances by `samples`; an explicit
-        `timestamp` only stamps this packet (an RFC 4733 event keeps its start time)."""
-        packet = RtpPacket(
-            payload_type=self.payload_type if payload_type is None else payload_type,
-            sequence=self.sequence,
-            timestamp=self._timestamp if timestamp is None else timestamp & 0xFFFFFFFF,
-            ssrc=self.ssrc,
-            payload=payload,
-            marker=marker,
-        )
-        self.sequence = (self.sequence + 1) & 0xFFFF
-        self._timestamp = (self._timestamp + samples) & 0xFFFFFFFF
-        return packet
-
     def data(
         self,
         payload: bytes,
@@ -86,7 +63,9 @@ class RtpSender:
         payload_type: int | None = None,
         timestamp: int | None = None,
     ) -> tuple[bytes, int]:
-        """The next packet's bytes and RTP timestamp: ``packet`` without the RtpPacket."""
+        """The next packet's bytes and its RTP timestamp. The stream clock always advances by
+        `samples`; an explicit `timestamp` only stamps this packet (an RFC 4733 event keeps its
+        start time)."""
         stamp = self._timestamp if timestamp is None else timestamp & 0xFFFFFFFF
         data = pack(self.payload_type if payload_type is None else payload_type, self.sequence, stamp,
                     self.ssrc, payload, marker)
