@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -41,6 +40,7 @@ from softphone.sip.dialog import Dialog, ack_for_2xx, cancel_for, random_token
 from softphone.sip.endpoint import build_response
 from softphone.sip.headers import NameAddress
 from softphone.sip.message import Headers, Request, Response
+from softphone.sip.randomness import RANDOM
 from softphone.sip.refer import embedded_headers
 from softphone.sip.uri import SipUri
 
@@ -65,7 +65,7 @@ class Call:
     cause: EndCause | None = None  # the same, for decisions
     _local_tag: str = field(default_factory=random_token)
     _sdp_version: int = 0
-    _sdp_id: int = field(default_factory=lambda: random.SystemRandom().randint(1, 2**31))
+    _sdp_id: int = field(default_factory=lambda: RANDOM.randint(1, 2**31))
     _ack: Request | None = None
     _cancel_pending: bool = False
     _got_provisional: bool = False
@@ -145,7 +145,7 @@ class Call:
             ("From", str(setup.identity.with_tag(call._local_tag))),
             ("To", str(to or NameAddress(target.without_params("transport")))),
             ("Call-ID", call.call_id),
-            ("CSeq", f"{random.SystemRandom().randint(1, 2**20)} INVITE"),
+            ("CSeq", f"{RANDOM.randint(1, 2**20)} INVITE"),
             ("Contact", f"<{call._contact()}>"),
         ]
         pairs += [("Route", str(r)) for r in setup.outbound_route]

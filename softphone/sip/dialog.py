@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import random
 import string
 from dataclasses import dataclass, field
 
 from softphone.sip.headers import NameAddress, Via
 from softphone.sip.message import Headers, Request, Response
+from softphone.sip.randomness import RANDOM
 from softphone.sip.uri import SipUri
 
 _TOKEN_CHARS = string.ascii_letters + string.digits
-_random = random.SystemRandom()
 
 #: RFC 3261 §8.1.1.7: "The branch ID inserted by an element compliant with this
 #: specification MUST always begin with the characters "z9hG4bK"."
@@ -24,8 +22,8 @@ _TOKEN_BYTES = bytes(ord(_TOKEN_CHARS[b % len(_TOKEN_CHARS)]) for b in range(256
 
 
 def random_token(length: int = 10) -> str:
-    """``length`` letters and digits from the OS's random source (one read, mapped in one go)."""
-    return os.urandom(length).translate(_TOKEN_BYTES).decode("ascii")
+    """``length`` letters and digits from the OS's random source, mapped in one go."""
+    return RANDOM.randbytes(length).translate(_TOKEN_BYTES).decode("ascii")
 
 
 def new_branch() -> str:
@@ -119,7 +117,7 @@ class Dialog:
             remote_uri=request.from_addr,
             remote_target=target,
             route_set=list(request.record_routes),
-            local_seq=_random.randint(1, 2**20),
+            local_seq=RANDOM.randint(1, 2**20),
             remote_seq=request.cseq.number,
         )
 
