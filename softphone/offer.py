@@ -4,6 +4,7 @@ caller's choices (command-line options override the file)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from softphone.codecs import registry
 from softphone.config import Config
@@ -11,12 +12,14 @@ from softphone.errors import TransportError
 from softphone.media.audio import AudioOptions, random_cname
 from softphone.media.video import VideoOptions
 from softphone.net import ice
-from softphone.net.rtp import open_port_pair
+from softphone.net.rtp import RtpPortPair, open_port_pair
 from softphone.net.srtp import sdes_settings
 from softphone.sdp.negotiate import CodecSpec, SessionConfig, StreamConfig
 from softphone.session import MediaChoice
 
 log = logging.getLogger(__name__)
+
+OpenPair = Callable[[str, tuple[int, int]], RtpPortPair]  # (bind, port range) -> a bound pair
 
 
 def codec_specs(kind: str, config: Config, only: str | None = None) -> tuple[CodecSpec, ...]:
@@ -106,11 +109,14 @@ def video_options_for(config: Config, choice: MediaChoice) -> tuple[VideoOptions
     return options, max(64_000, bitrate)
 
 
-def prepare_media(config: Config, bind: str, host: str, choice: MediaChoice, username: str) -> ice.Prepared:
-    """A call's RTP ports, opened on ``bind``, and what it offers or answers with them: the
-    streams of ``host``'s session (audio, and video when the call and the config want it)."""
+def prepare_media(
+    config: Config, bind: str, host: str, choice: MediaChoice, username: str, open_pair: OpenPair = open_port_pair
+) -> ice.Prepared:
+    """A call's RTP ports, opened on ``bind`` by ``open_pair``, and what it offers or answers
+    with them: the streams of ``host``'s session (audio, and video when the call and the config
+    want it)."""
     rtp, srtp = config.rtp, (config.sip.media_encryption, config.sip.media_encryption_mandatory)
-    ports: list[ice.MediaPorts] = [open_port_pair(bind, rtp.audio_rtp_port)]
+    ports: list[ice.MediaPorts] = [open_pair(bind, rtp.audio_rtp_port)]
     streams = [
         StreamConfig(
             "audio",
@@ -123,7 +129,7 @@ def prepare_media(config: Config, bind: str, host: str, choice: MediaChoice, use
     ]
     if choice.video and config.video.enabled:
         try:
-            ports.append(open_port_pair(bind, rtp.video_rtp_port))
+            ports.append(open_pair(bind, rtp.video_rtp_port))
         except TransportError:
             for pair in ports:
                 pair.close()

@@ -59,6 +59,7 @@ from softphone.media.clock import MediaClock
 from softphone.media.ringing import RING, RINGBACK, play_cadence, plays_sound, ring_sound
 from softphone.net import ice, stun
 from softphone.net.dns import Locator
+from softphone.net.rtp import SparePairs
 from softphone.net.sip import SipNetwork, is_unspecified, local_host_name
 from softphone.net.tls import TlsSettings
 from softphone.net.tls import client_context as tls_client_context
@@ -78,6 +79,7 @@ log = logging.getLogger(__name__)
 FINISHED_KEPT = 1000  # ended calls whose summaries the phone keeps (``Phone.finished``)
 SATURATED_AFTER = 0.1  # seconds the media clock may run late before new calls are refused 503
 SATURATED_BACKLOG = 1024 * 1024  # bytes waiting in the SIP socket (~500 requests; past T1 = 500 ms): 503
+SATURATED_GAP = 0.02  # seconds after the message before: a phone that waited this long has no queue
 
 EventSink = Callable[[PhoneEvent], None]
 
@@ -121,6 +123,7 @@ class Phone:
         self.ended_calls = self.answered_calls = 0
         self.keep_quality_history = False  # each call's figures of every second, for a report
         self._network: SipNetwork | None = None
+        self._spare_ports = SparePairs()
         self._unregistered: asyncio.Event | None = None  # while closing: set when no unregistration is pending
         self._tasks: set[asyncio.Task[Any]] = set()
         self.preload_media = media  # False: signalling only (``register``), no media libraries loaded early
@@ -288,6 +291,7 @@ class Phone:
             await asyncio.wait(ending, timeout=max(0.1, deadline - loop.time()))
         for session in list(self.sessions.values()):
             self._release(session)
+        self._spare_ports.close()
         if self._network is not None:
             self._network.close()
         for task in self._tasks:
@@ -387,7 +391,9 @@ class Phone:
 
     def _media_for(self, host: str, choice: MediaChoice) -> ice.Prepared:
         bind = self.bind if not is_unspecified(self.bind) else ("::" if ":" in host else "0.0.0.0")
-        return prepare_media(self.config, bind, host, choice, self.identity.uri.as_sip().user or "-")
+        user = self.identity.uri.as_sip().user or "-"
+        self.network.loop.call_soon(self._spare_ports.refill)  # runs once the answer or offer has left
+        return prepare_media(self.config, bind, host, choice, user, self._spare_ports.take)
 
     # ------------------------------------------------------------ carrying out the agent's commands
 
@@ -545,11 +551,13 @@ class Phone:
                 del self.sessions[session.call_id]
 
     def _saturated(self) -> bool:
-        """The phone is behind: more than SATURATED_BACKLOG bytes wait in its SIP socket, or the
-        media clock's batches run more than SATURATED_AFTER late."""
-        if self._network is not None and self._network.backlog() > SATURATED_BACKLOG:
+        """The phone is behind: the media clock's batches run more than SATURATED_AFTER late, or
+        more than SATURATED_BACKLOG bytes wait in its SIP socket, asked (a system call) only when
+        this message came less than SATURATED_GAP after the one before, as a queue makes them."""
+        network = self.network
+        if MediaClock.of(network.loop).lateness > SATURATED_AFTER:
             return True
-        return MediaClock.of(asyncio.get_running_loop()).lateness > SATURATED_AFTER
+        return network.gap < SATURATED_GAP and network.backlog() > SATURATED_BACKLOG
 
     def _finished(self, summary: CallSummary) -> None:
         self.finished.append(summary)

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 import random
+import select
 import socket
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ from softphone.errors import TransportError
 log = logging.getLogger(__name__)
 
 EARLY_DATAGRAMS = 256  # kept while a stream has no receiver yet
+MAX_SPARES = 4  # pairs bound ahead for each (address, port range)
 
 
 class RtpPortPair:
@@ -82,6 +84,19 @@ class RtpPortPair:
         except OSError:
             self.sent_errors += 1
 
+    def drain(self) -> None:
+        """Drop what reached the sockets before a call took them (a scan, a stray stream)."""
+        sockets = (self.rtp, self.rtcp)
+        for _ in range(EARLY_DATAGRAMS):  # bounded: a flood cannot hold the loop here
+            ready = select.select(sockets, (), (), 0)[0]  # one system call when nothing waits
+            if not ready:
+                return
+            for sock in ready:
+                try:
+                    sock.recv(2048)
+                except OSError:
+                    pass
+
     def close(self) -> None:
         self._closed = True
         self._early.clear()
@@ -143,6 +158,52 @@ def open_port_pair(host: str, port_range: tuple[int, int], *, attempts: int = 64
             continue
         return RtpPortPair(rtp, rtcp)
     raise TransportError(f"no free RTP port pair in {low}-{high} on {host}: {error}")
+
+
+class SparePairs:
+    """Port pairs bound before the calls that take them, as pjsua binds its media transports
+    ahead: a new call takes its pairs without binding on its way to the answer, and ``refill``
+    binds as many as the last call took once the answer has left. Only for a range or any free
+    pair: a single configured port (linphone's default 7078) is bound by its call, so that it
+    stays free while the phone is idle."""
+
+    def __init__(self) -> None:
+        self._spares: dict[tuple[str, tuple[int, int]], list[RtpPortPair]] = {}
+        self._wanted: dict[tuple[str, tuple[int, int]], int] = {}  # taken since the last refill
+
+    def take(self, host: str, port_range: tuple[int, int]) -> RtpPortPair:
+        low, high = port_range
+        if low == high != 0:
+            return open_port_pair(host, port_range)
+        key = (host, port_range)
+        self._wanted[key] = self._wanted.get(key, 0) + 1
+        spares = self._spares.setdefault(key, [])
+        if not spares:
+            return open_port_pair(host, port_range)
+        pair = spares.pop()
+        pair.drain()
+        return pair
+
+    def refill(self) -> None:
+        wanted, self._wanted = self._wanted, {}
+        for key, count in wanted.items():
+            spares = self._spares.setdefault(key, [])
+            while len(spares) < min(count, MAX_SPARES):
+                try:
+                    spares.append(open_port_pair(*key))
+                except TransportError:
+                    break  # none free now: the next call binds its own
+
+    def held(self) -> list[int]:
+        """The RTP ports of the pairs bound ahead."""
+        return [pair.port for spares in self._spares.values() for pair in spares]
+
+    def close(self) -> None:
+        for spares in self._spares.values():
+            for pair in spares:
+                pair.close()
+        self._spares.clear()
+        self._wanted.clear()
 
 
 Address = tuple[str, int]

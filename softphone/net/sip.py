@@ -116,6 +116,9 @@ class SipNetwork:
         self.locator = Locator()  # RFC 3263 over DNS; the phone sets its [net] dns_server
         self.ports: dict[str, int] = {}
         self._udp: asyncio.DatagramTransport | None = None
+        self._udp_socket: socket.socket | None = None  # for ``backlog``, asked once
+        self._received_at = -1.0  # when the latest datagram or stream message came in
+        self.gap = 1.0  # seconds between the latest two
         self._tcp_server: asyncio.AbstractServer | None = None
         self._tls_server: asyncio.AbstractServer | None = None
         self.tls_client: ssl.SSLContext | None = None
@@ -161,7 +164,7 @@ class SipNetwork:
         except OSError as exc:
             raise TransportError(f"cannot listen on UDP {_hostport(host, port)}: {exc.strerror or exc}") from exc
         self._udp = transport
-        sock = transport.get_extra_info("socket")
+        sock = self._udp_socket = transport.get_extra_info("socket")
         if sock is not None:
             # bursts (many registrations or calls at once) must not overflow the default buffer
             try:
@@ -273,8 +276,10 @@ class SipNetwork:
     def received(self, data: bytes, source: Peer) -> None:
         if wire.isEnabledFor(logging.DEBUG):
             wire.debug("<<< %s:%s/%s\n%s", source.host, source.port, source.transport, data.decode(errors="replace"))
+        now = self.now()
+        self.gap, self._received_at = now - self._received_at, now
         try:
-            events = self.core.receive(data, source, self.now())
+            events = self.core.receive(data, source, now)
         except Exception:  # the phone keeps serving whatever arrives
             log.exception("internal error on a message from %s:%s", source.host, source.port)
             events = []
@@ -302,7 +307,7 @@ class SipNetwork:
         """Bytes of datagrams waiting in the UDP socket's receive buffer, not read yet (Linux's
         SO_MEMINFO, which counts each datagram's kernel buffer, about 2 KiB for a SIP request;
         0 where it is missing)."""
-        sock = self._udp.get_extra_info("socket") if self._udp is not None else None
+        sock = self._udp_socket if self._udp is not None else None
         if sock is None:
             return 0
         try:

@@ -7,12 +7,16 @@ answer would come after the caller gave up; once the backlog is read, calls are 
 """
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from softphone.config import loads
+from softphone.phone import SATURATED_GAP, Phone
 
 HOST = "127.0.0.1"
 BURST = 1500
@@ -64,3 +68,52 @@ def test_a_burst_of_invites_is_shed_with_503_then_calls_are_answered_again(softp
     assert shed and set(shed) == {"1"}, (len(finals), sorted(set(statuses)))
     assert statuses.count(200) > 0, sorted(set(statuses))  # the backlog read, calls are answered
     assert phone.running(), phone.describe()
+
+
+def test_the_socket_is_asked_for_its_backlog_only_when_requests_come_back_to_back() -> None:
+    """A request that came SATURATED_GAP or more after the one before found the phone waiting:
+    no queue is asked about (a system call on the way to its answer); one right after
+    another is, and a full socket makes the phone saturated."""
+    async def decisions() -> list[tuple[bool, int]]:
+        phone = Phone(loads("[sip]\nsip_port=0\nsip_tcp_port=0\n", "test.rc"), bind=HOST, media=False)
+        await phone.start()
+        network = phone.network
+        asked = [0]
+
+        def full_socket() -> int:  # the kernel's count for a socket far behind
+            asked[0] += 1
+            return 64 << 20
+
+        network.backlog = full_socket  # type: ignore[method-assign]
+        out = []
+        try:
+            for gap in (1.0, SATURATED_GAP, SATURATED_GAP / 2, 0.0001):
+                network.gap = gap
+                before = asked[0]
+                out.append((phone._saturated(), asked[0] - before))
+        finally:
+            await phone.close()
+        return out
+
+    assert asyncio.run(decisions()) == [(False, 0), (False, 0), (True, 1), (True, 1)]
+
+
+def test_the_gap_is_the_time_between_the_last_two_messages() -> None:
+    async def gaps() -> list[float]:
+        phone = Phone(loads("[sip]\nsip_port=0\nsip_tcp_port=0\n", "test.rc"), bind=HOST, media=False)
+        await phone.start()
+        out = []
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for pause in (0.3, 0.0):
+                await asyncio.sleep(pause)
+                sender.sendto(b"OPTIONS sip:x SIP/2.0\r\n\r\n", (HOST, phone.ports()["udp"]))  # a 400, or dropped
+                await asyncio.sleep(0.05)
+                out.append(phone.network.gap)
+        finally:
+            sender.close()
+            await phone.close()
+        return out
+
+    first, second = asyncio.run(gaps())
+    assert first > 0.3 and 0.0 < second < 0.3
