@@ -141,11 +141,12 @@ class SoftphoneAnswerer(Answerer):
         self.out = work / "softphone.jsonl"
         self.err = work / "softphone.err"
         # SIPp calls from one address, far above the limits a phone keeps by default against
-        # floods: the benchmark measures call handling, so those limits are off here
+        # floods, and more calls at once than its default max_calls=10 (a busy ramp step's
+        # video calls pile up): the benchmark measures call handling, so those limits are off
         rc = work / "softphone.rc"
         rc.write_text("[sip]\nmax_requests_per_second=0\nmax_transactions=0\nmax_dialogs=0\n")
         cmd = [python, "-m", "softphone", "--json", "-c", str(rc), "--bind", HOST, "--sip-port", "0",
-               "--rtp-port", "0", "answer", "--auto", "--delay", "0"]
+               "--rtp-port", "0", "answer", "--auto", "--delay", "0", "--max-calls", "1000"]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
         # stdout to a file: thousands of events must never block the answerer on a pipe
