@@ -417,12 +417,13 @@ def _stamp_received(request: Request, source: Peer) -> Request:
         params["rport"] = str(source.port)
     if not params:
         return request
-    vias = request.headers.get_all("Via")
-    headers = request.headers.remove("Via")
-    new_vias = [str(via.with_params(**params)), *vias[1:]]
-    for value in reversed(new_vias):
-        headers = headers.add("Via", value, first=True)
-    return Request(request.method, request.uri, headers, request.body)
+    stamped_via = via.with_params(**params)
+    vias = [str(stamped_via), *request.headers.get_all("Via")[1:]]
+    headers = Headers((*(("Via", value) for value in vias), *(i for i in request.headers.items if i[0] != "Via")))
+    stamped = Request(request.method, request.uri, headers, request.body)
+    # the other header lines are those of the request: what it has parsed of them holds
+    stamped.known({**request.parsed("call_id", "cseq", "from_addr", "to_addr", "contacts"), "top_via": stamped_via})
+    return stamped
 
 
 def _response_peer(message: Message, source: Peer) -> Peer:

@@ -143,6 +143,16 @@ class MessageFields:
 
     headers: Headers
 
+    def known(self, parsed: dict[str, object]) -> None:
+        """Give the accessors below values already parsed from these very header lines (by
+        the parser's checks, or from a copy of this message), so that none is parsed twice."""
+        vars(self).update(parsed)
+
+    def parsed(self, *names: str) -> dict[str, object]:
+        """The accessors among ``names`` whose values are parsed already."""
+        held = vars(self)
+        return {name: held[name] for name in names if name in held}
+
     def required(self, name: str) -> str:
         """The value of a header as received; ParseError when it is missing."""
         value = self.headers.get(name)
@@ -345,7 +355,7 @@ def parse_message(data: bytes, *, stream: bool = False) -> Message:
     else:
         status, reason = _parse_status_line(start_line, ctx)
         message = Response(status=status, reason=reason, headers=headers, body=body)
-    _validate(headers, ctx)
+    message.known(_validate(headers, ctx))
     return message
 
 
@@ -487,7 +497,7 @@ def _parse_status_line(line: str, ctx: _Context) -> tuple[int, str]:
     return int(parts[1]), parts[2] if len(parts) == 3 else ""
 
 
-def _validate(headers: Headers, ctx: _Context) -> None:
+def _validate(headers: Headers, ctx: _Context) -> dict[str, object]:
     # "A valid SIP request formulated by a UAC MUST, at a minimum, contain the
     # following header fields: To, From, CSeq, Call-ID, Max-Forwards, and Via"
     # (RFC 3261 §8.1.1); Max-Forwards is not enforced, many ACKs lack it.
@@ -500,31 +510,43 @@ def _validate(headers: Headers, ctx: _Context) -> None:
             raise ctx.error(f"more than one {name} header", header_phrase("Duplicate", name))
     if not present["Call-ID"][0]:
         raise ctx.error("bad Call-ID: empty", header_phrase("Bad", "Call-ID"))
+    parsed: dict[str, object] = {"call_id": present["Call-ID"][0]}
     for name, value in headers.items:
         try:
-            _check_value(name, value, ctx)
+            _check_value(name, value, ctx, parsed)
         except ParseError as exc:
             reason = str(exc)
             if not reason.startswith(f"bad {name}:"):
                 reason = f"bad {name}: {value[:80]!r}: {reason}"
             raise ctx.error(reason, header_phrase("Bad", name)) from None
+    if parsed.pop("contact *", False):
+        parsed.pop("contacts", None)  # Contact: * is the accessor's to read
+    return parsed
 
 
-def _check_value(name: str, value: str, ctx: _Context) -> None:
+def _check_value(name: str, value: str, ctx: _Context, parsed: dict[str, object]) -> None:
+    """Check one header line; what is parsed for an accessor of the message goes in ``parsed``."""
     if name == "Via":
-        if not Via.parse_list(value):
+        vias = Via.parse_list(value)
+        if not vias:
             raise ParseError("empty")
-    elif name in ("From", "To", "Refer-To"):
+        parsed.setdefault("top_via", vias[0])
+    elif name in ("From", "To"):
+        parsed["from_addr" if name == "From" else "to_addr"] = NameAddress.parse(value)
+    elif name == "Refer-To":
         NameAddress.parse(value)
     elif name == "Contact":
-        if value.strip() != "*":
-            for part in split_header_values(value):
-                NameAddress.parse(part)
+        if value.strip() == "*":
+            parsed["contact *"] = True
+        else:
+            contacts = parsed.setdefault("contacts", [])
+            assert isinstance(contacts, list)
+            contacts.extend(NameAddress.parse(part) for part in split_header_values(value))
     elif name in ("Route", "Record-Route"):
         for part in split_header_values(value):
             NameAddress.parse(part)
     elif name == "CSeq":
-        cseq = CSeq.parse(value)
+        cseq = parsed["cseq"] = CSeq.parse(value)
         if ctx.is_request and cseq.method != ctx.method:
             raise ParseError(f"method {cseq.method!r} differs from {ctx.method!r}")
     elif name == "Max-Forwards" and not _DIGITS.fullmatch(value):

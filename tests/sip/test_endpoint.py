@@ -187,3 +187,19 @@ def test_an_invite_transaction_keeps_no_copy_of_its_2xx_and_absorbs_invite_copie
     assert endpoint.receive(INVITE, SOURCE, 0.1) == [] and endpoint.datagrams_to_send() == []
     endpoint.handle_timer(0.5)  # T1: the TU's retransmission of the 2xx
     assert [r.status for r, _ in replies(endpoint)] == [200]
+
+
+def test_the_stamped_request_keeps_what_was_parsed_and_equals_a_fresh_parse() -> None:
+    endpoint = Endpoint(Timers())
+    (event,) = endpoint.receive(INVITE, SOURCE, 0.0)
+    assert isinstance(event, RequestReceived)
+    request = event.request
+    accessors = ("call_id", "cseq", "from_addr", "to_addr", "top_via", "contacts")
+    assert set(request.parsed(*accessors)) == set(accessors)  # none is parsed again
+    fresh = parse_message(bytes(request))  # the stamped request as it would be read from the wire
+    assert isinstance(fresh, Request)
+    unprimed = Request(fresh.method, fresh.uri, fresh.headers, fresh.body)
+    for name in accessors:
+        assert getattr(request, name) == getattr(unprimed, name), name
+    assert request.headers == fresh.headers
+    assert [name for name, _ in request.headers.items][:1] == ["Via"]

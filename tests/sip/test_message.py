@@ -768,3 +768,40 @@ def test_bad_expires_accessor() -> None:
     request = _invite().with_headers(_invite().headers.add("Expires", "soon"))
     with pytest.raises(ParseError, match="bad Expires"):
         _ = request.expires
+
+
+ACCESSORS = ("call_id", "cseq", "from_addr", "to_addr", "top_via", "contacts", "vias")
+PARSED_TWICE = [
+    # two Vias on one line and one more on the next; Contacts on two lines
+    "INVITE sip:bob@example.com SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP a.example.com;branch=z9hG4bK1;rport, SIP/2.0/TCP b.example.com:5070;branch=z9hG4bK2\r\n"
+    "Via: SIP/2.0/UDP c.example.com;branch=z9hG4bK3\r\nMax-Forwards: 70\r\n"
+    'From: "Alice" <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>\r\n'
+    "Call-ID: c1@a\r\nCSeq: 7 INVITE\r\nContact: <sip:alice@a.example.com>;expires=60, <sip:alice@b.example.com>\r\n"
+    "Contact: sip:alice@c.example.com\r\nContent-Length: 0\r\n\r\n",
+    # Contact: * (a REGISTER removing every binding)
+    "REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP a.example.com;branch=z9hG4bK4\r\n"
+    "From: <sip:alice@example.com>;tag=r1\r\nTo: <sip:alice@example.com>\r\nCall-ID: r1\r\nCSeq: 2 REGISTER\r\n"
+    "Contact: *\r\nExpires: 0\r\nContent-Length: 0\r\n\r\n",
+    # a response without Contact
+    "SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP a.example.com;branch=z9hG4bK5;received=10.0.0.1\r\n"
+    "From: <sip:alice@example.com>;tag=a1\r\nTo: <sip:bob@example.com>;tag=b1\r\nCall-ID: c2\r\n"
+    "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("text", PARSED_TWICE)
+def test_what_the_parser_checked_is_what_the_accessors_give(text: str) -> None:
+    """The parser's checks hand their parsed values to the message's accessors: the same
+    values the accessors parse themselves from the header lines."""
+    message = parse_message(text.encode())
+    if isinstance(message, Request):
+        fresh: Request | Response = Request(message.method, message.uri, message.headers, message.body)
+    else:
+        assert isinstance(message, Response)
+        fresh = Response(message.status, message.reason, message.headers, message.body)
+    primed = message.parsed(*ACCESSORS)
+    assert {"call_id", "cseq", "from_addr", "to_addr", "top_via"} <= set(primed)  # nothing parsed twice
+    assert ("contacts" in primed) == ("Contact: sip" in text or "Contact: <" in text)
+    for name in ACCESSORS:
+        assert getattr(message, name) == getattr(fresh, name), name
