@@ -207,6 +207,12 @@ class MediaDescription:
     def _per_format(self) -> dict[tuple[str, str], tuple[str, ...]]:
         return _pt_index(self._named)
 
+    def codec_lines(self) -> tuple[tuple[str, ...], ...]:
+        """What this m-line says of its codecs: the formats and the rtpmap, fmtp and rtcp-fb
+        values (two m-lines that agree here offer the same codecs)."""
+        named = self._named
+        return (self.formats, *(named.get(name, ()) for name in _PER_FORMAT))
+
     def _pt_value(self, name: str, pt: int | str) -> tuple[str, ...]:
         """Values of ``a=<name>:<pt> <rest>`` for one payload type, as ``rest``."""
         return self._per_format.get((name, str(pt)), ())

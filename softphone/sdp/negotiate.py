@@ -296,10 +296,26 @@ class _Match:
     rtcp_fb: tuple[str, ...]
 
 
-def _find_common(m: MediaDescription, ours: tuple[CodecSpec, ...]) -> list[_Match]:
-    """Common codecs in our preference order, numbered as in the offer.
+def _find_common(m: MediaDescription, ours: tuple[CodecSpec, ...]) -> tuple[_Match, ...]:
+    """Common codecs in our preference order, numbered as in the offer; worked out once for
+    each set of offered codecs and of ours (a peer offers the same in each of its calls)."""
+    key = (m.codec_lines(), id(ours))
+    known = _COMMON.get(key)
+    if known is not None and known[0] is ours:  # the same tuple, not one that took its id
+        return known[1]
+    found = _match_codecs(m, ours)
+    if len(_COMMON) >= _COMMON_KEPT:
+        del _COMMON[next(iter(_COMMON))]  # the oldest
+    _COMMON[key] = (ours, found)
+    return found
 
-    RFC 3264 §6.1: "if a particular codec was referenced with a specific payload type
+
+_COMMON: dict[tuple[object, ...], tuple[tuple[CodecSpec, ...], tuple[_Match, ...]]] = {}
+_COMMON_KEPT = 64
+
+
+def _match_codecs(m: MediaDescription, ours: tuple[CodecSpec, ...]) -> tuple[_Match, ...]:
+    """RFC 3264 §6.1: "if a particular codec was referenced with a specific payload type
     number in the offer, that same payload type number SHOULD be used for that codec
     in the answer."
     """
@@ -326,10 +342,10 @@ def _find_common(m: MediaDescription, ours: tuple[CodecSpec, ...]) -> list[_Matc
             found.append(_Match(pt, answered, offered_fmtp, fb))
             taken.add(pt)
             break
-    return found
+    return tuple(found)
 
 
-def _pick(common: list[_Match]) -> tuple[list[_Match], _Match | None]:
+def _pick(common: tuple[_Match, ...]) -> tuple[list[_Match], _Match | None]:
     """The media codecs and the first telephone-event (only when a media codec exists)."""
     media = [c for c in common if not c.codec.is_telephone_event]
     events = [c for c in common if c.codec.is_telephone_event]

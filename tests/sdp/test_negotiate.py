@@ -499,3 +499,29 @@ def test_answer_rtcp_attribute_with_address() -> None:
     offer = build_offer(replace(CFG, streams=(AUDIO,)))
     text = HEAD + "m=audio 6000 RTP/AVP 0\r\na=rtcp:6009 IN IP4 203.0.113.9\r\n"
     assert process_answer(offer, SessionDescription.parse(text))[0].remote_rtcp == ("203.0.113.9", 6009)
+
+
+def _fresh_codecs(stream: StreamConfig) -> StreamConfig:
+    """The same codecs in a new tuple: the codec matching of the offer is worked out anew."""
+    return replace(stream, codecs=tuple(replace(c) for c in stream.codecs))
+
+
+@pytest.mark.parametrize("text", [SIPP, LINPHONE, PJSUA, BARESIP])
+def test_an_offer_answered_again_gets_what_a_fresh_matching_gives(text: str) -> None:
+    first = answer_offer(SessionDescription.parse(text), CFG)
+    again = answer_offer(SessionDescription.parse(text), CFG)  # the codecs matched once are reused
+    fresh_cfg = replace(CFG, streams=tuple(_fresh_codecs(s) for s in CFG.streams))
+    fresh = answer_offer(SessionDescription.parse(text), fresh_cfg)
+    assert str(first[0]) == str(again[0]) == str(fresh[0])
+    assert first[1] == again[1] == fresh[1]
+
+
+def test_offers_that_differ_only_in_an_fmtp_or_rtcp_fb_are_matched_each_for_itself() -> None:
+    mode_1 = answer_offer(SessionDescription.parse(SIPP), CFG)[1][1]
+    assert mode_1.codec is not None and mode_1.codec.name == "H264"
+    mode_0 = SIPP.replace("packetization-mode=1", "packetization-mode=0")
+    # ours is packetization-mode=1: the same rtpmap with mode 0 has no common video codec
+    assert answer_offer(SessionDescription.parse(mode_0), CFG)[1][1].declined
+    with_fb = LINPHONE.replace("a=rtcp-fb:97 ccm fir\r\n", "")
+    plain, fewer = (answer_offer(SessionDescription.parse(t), CFG)[1][1] for t in (LINPHONE, with_fb))
+    assert plain.rtcp_fb == ("nack pli", "ccm fir") and fewer.rtcp_fb == ("nack pli",)
