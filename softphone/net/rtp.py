@@ -86,16 +86,19 @@ class RtpPortPair:
 
     def drain(self) -> None:
         """Drop what reached the sockets before a call took them (a scan, a stray stream)."""
-        sockets = (self.rtp, self.rtcp)
-        for _ in range(EARLY_DATAGRAMS):  # bounded: a flood cannot hold the loop here
-            ready = select.select(sockets, (), (), 0)[0]  # one system call when nothing waits
-            if not ready:
-                return
-            for sock in ready:
+        waiting = [self.rtp, self.rtcp]
+        if hasattr(select, "poll"):  # one system call when nothing waits (select() ends at descriptor 1023)
+            poller = select.poll()
+            for sock in waiting:
+                poller.register(sock, select.POLLIN)
+            ready = {fd for fd, _ in poller.poll(0)}
+            waiting = [sock for sock in waiting if sock.fileno() in ready]
+        for sock in waiting:
+            for _ in range(EARLY_DATAGRAMS):  # bounded: a flood cannot hold the loop here
                 try:
                     sock.recv(2048)
-                except OSError:
-                    pass
+                except OSError:  # nothing more waiting
+                    break
 
     def close(self) -> None:
         self._closed = True

@@ -4,8 +4,10 @@ calls take them: no socket is bound between an INVITE and its answer."""
 from __future__ import annotations
 
 import asyncio
+import resource
 import select
 import socket
+import time
 
 import pytest
 
@@ -129,3 +131,39 @@ def test_an_answering_phone_answers_the_next_call_on_ports_bound_before_it_came(
     ahead, answered_on, after_close = asyncio.run(scenario())
     assert len(ahead) == 2 and answered_on in ahead  # audio and video, both bound ahead
     assert after_close == [] and all(is_free(port) for port in ahead)
+
+
+def test_a_spare_on_a_descriptor_above_1023_is_drained_too() -> None:
+    """A phone with hundreds of calls has sockets past select()'s limit (FD_SETSIZE)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        if hard != resource.RLIM_INFINITY and hard < 1200:
+            pytest.skip(f"at most {hard} open files")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    filler = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    held = [filler]
+    spares = SparePairs()
+    try:
+        while held[-1].fileno() < 1030:
+            held.append(filler.dup())
+        spares.take(HOST, ANY).close()
+        spares.refill()
+        (port,) = spares.held()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stray:
+            stray.sendto(b"an old stream", (HOST, port))
+            time.sleep(0.05)
+            pair = spares.take(HOST, ANY)
+        assert pair.rtp.fileno() > 1023
+        assert not _readable(pair.rtp)
+        pair.close()
+    finally:
+        spares.close()
+        for sock in held:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _readable(sock: socket.socket) -> bool:
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
