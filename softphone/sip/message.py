@@ -519,7 +519,7 @@ def _validate(headers: Headers, ctx: _Context) -> dict[str, object]:
             if not reason.startswith(f"bad {name}:"):
                 reason = f"bad {name}: {value[:80]!r}: {reason}"
             raise ctx.error(reason, header_phrase("Bad", name)) from None
-    if parsed.pop("contact *", False):
+    if any(value.strip() == "*" for value in present.get("Contact", ())):
         parsed.pop("contacts", None)  # Contact: * is the accessor's to read
     return parsed
 
@@ -536,9 +536,7 @@ def _check_value(name: str, value: str, ctx: _Context, parsed: dict[str, object]
     elif name == "Refer-To":
         NameAddress.parse(value)
     elif name == "Contact":
-        if value.strip() == "*":
-            parsed["contact *"] = True
-        else:
+        if value.strip() != "*":
             contacts = parsed.setdefault("contacts", [])
             assert isinstance(contacts, list)
             contacts.extend(NameAddress.parse(part) for part in split_header_values(value))
