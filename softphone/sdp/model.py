@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 from softphone.errors import SdpError
 
@@ -169,6 +170,22 @@ def _pt_index(named: dict[str, tuple[str, ...]]) -> dict[tuple[str, str], tuple[
 _PER_FORMAT = ("rtpmap", "fmtp", "rtcp-fb")
 
 
+def _m_line_fields(value: str) -> dict[str, Any]:
+    """The fields an m= line gives a MediaDescription."""
+    parts = value.split()
+    if len(parts) < 4:
+        raise SdpError("m= needs <media> <port> <proto> <fmt> ...")
+    media, port_text, proto, *formats = parts
+    port_part, slash, count_part = port_text.partition("/")
+    if not port_part.isdigit() or (slash and not count_part.isdigit()):
+        raise SdpError(f"m= port {port_text!r} is not a number")
+    port = int(port_part)
+    if port > 65535:
+        raise SdpError(f"m= port {port} is out of range")
+    count = int(count_part) if slash else None
+    return {"media": media, "port": port, "proto": proto, "formats": tuple(formats), "number_of_ports": count}
+
+
 @dataclass(frozen=True)
 class MediaDescription:
     """One m= section with its media-level fields."""
@@ -186,18 +203,7 @@ class MediaDescription:
 
     @classmethod
     def parse_m_line(cls, value: str) -> MediaDescription:
-        parts = value.split()
-        if len(parts) < 4:
-            raise SdpError("m= needs <media> <port> <proto> <fmt> ...")
-        media, port_text, proto, *formats = parts
-        port_part, slash, count_part = port_text.partition("/")
-        if not port_part.isdigit() or (slash and not count_part.isdigit()):
-            raise SdpError(f"m= port {port_text!r} is not a number")
-        port = int(port_part)
-        if port > 65535:
-            raise SdpError(f"m= port {port} is out of range")
-        count = int(count_part) if slash else None
-        return cls(media, port, proto, tuple(formats), number_of_ports=count)
+        return cls(**_m_line_fields(value))
 
     @cached_property
     def _named(self) -> dict[str, tuple[str, ...]]:
@@ -382,7 +388,8 @@ class SessionDescription:
 
 
 class _Parser:
-    """Reads an SDP body line by line, naming the line of any error."""
+    """Reads an SDP body line by line, naming the line of any error. Each m= section is built
+    once, when the next one (or the end) closes it."""
 
     def __init__(self, text: str) -> None:
         self.lines = text.replace("\r\n", "\n").split("\n")
@@ -394,6 +401,7 @@ class _Parser:
         self.repeats: list[str] = []
         self.attributes: list[Attribute] = []
         self.media: list[MediaDescription] = []
+        self.m_fields: dict[str, Any] | None = None  # the open m= section's fields
         self.m_attributes: list[Attribute] = []
         self.m_bandwidths: list[tuple[str, int]] = []
 
@@ -403,16 +411,26 @@ class _Parser:
             line = raw.rstrip("\r")
             if not line.strip():
                 continue
+            letter, sep, value = line.partition("=")
             try:
-                letter, value = self._split(line)
+                if not sep or len(letter) != 1 or not letter.isalpha():
+                    raise SdpError("expected <type>=<value>")
                 if not seen_version:
                     if letter != "v":
                         raise SdpError("the first line must be v=")
                     if value.strip() != "0":
                         raise SdpError(f"unsupported SDP version {value.strip()!r}")
                     seen_version = True
-                    continue
-                self._line(letter, value)
+                elif letter == "a":
+                    (self.attributes if self.m_fields is None else self.m_attributes).append(
+                        Attribute.parse(value.rstrip()))
+                elif letter == "m":
+                    self._close_media()
+                    self.m_fields = _m_line_fields(value)
+                elif self.m_fields is not None:
+                    self._media_line(letter, value)
+                else:
+                    self._session_line(letter, value)
             except SdpError as exc:
                 raise SdpError(f"SDP line {number} {line!r}: {exc}") from None
         if not seen_version:
@@ -423,28 +441,12 @@ class _Parser:
             raise SdpError("SDP has no o= line")
         return self._build(origin)
 
-    @staticmethod
-    def _split(line: str) -> tuple[str, str]:
-        letter, sep, value = line.partition("=")
-        if not sep or len(letter) != 1 or not letter.isalpha():
-            raise SdpError("expected <type>=<value>")
-        return letter, value
-
-    def _line(self, letter: str, value: str) -> None:
-        if letter == "m":
-            self._close_media()
-            self.media.append(MediaDescription.parse_m_line(value))
-        elif self.media:
-            self._media_line(letter, value)
-        else:
-            self._session_line(letter, value)
-
     def _session_line(self, letter: str, value: str) -> None:
         if letter == "v":
             raise SdpError("duplicate v= line")
-        if letter in "os" and letter in self.session:
+        elif letter in "os" and letter in self.session:
             raise SdpError(f"duplicate {letter}= line")
-        if letter == "o":
+        elif letter == "o":
             self.session["o"] = Origin.parse(value)
         elif letter == "c":
             self.session["c"] = Connection.parse(value)
@@ -452,8 +454,6 @@ class _Parser:
             self.times.append(_parse_time(value))
         elif letter == "b":
             self.bandwidths.append(_parse_bandwidth(value.strip()))
-        elif letter == "a":
-            self.attributes.append(Attribute.parse(value.rstrip()))
         elif letter == "e":
             self.emails.append(value)
         elif letter == "p":
@@ -466,28 +466,26 @@ class _Parser:
         # ignored, but deployed stacks skip the line, and so do we.
 
     def _media_line(self, letter: str, value: str) -> None:
-        current = self.media[-1]
-        if letter == "a":
-            self.m_attributes.append(Attribute.parse(value.rstrip()))
-        elif letter == "b":
+        fields = self.m_fields
+        assert fields is not None
+        if letter == "b":
             self.m_bandwidths.append(_parse_bandwidth(value.strip()))
         elif letter == "c":
-            if current.connection is None:
-                self.media[-1] = replace(current, connection=Connection.parse(value))
+            if "connection" not in fields:  # the first c= of the section counts
+                fields["connection"] = Connection.parse(value)
         elif letter == "i":
-            self.media[-1] = replace(current, information=value)
+            fields["information"] = value
         elif letter == "k":
-            self.media[-1] = replace(current, key=value)
+            fields["key"] = value
         elif letter in "vos":
             raise SdpError(f"{letter}= is not allowed after an m= line")
 
     def _close_media(self) -> None:
-        if self.media:
-            self.media[-1] = replace(
-                self.media[-1],
-                attributes=tuple(self.m_attributes),
-                bandwidths=tuple(self.m_bandwidths),
-            )
+        if self.m_fields is not None:
+            self.media.append(MediaDescription(
+                **self.m_fields, attributes=tuple(self.m_attributes), bandwidths=tuple(self.m_bandwidths)
+            ))
+        self.m_fields = None
         self.m_attributes = []
         self.m_bandwidths = []
 

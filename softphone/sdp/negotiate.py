@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from itertools import chain
 
 from softphone.errors import SdpError
 from softphone.sdp.crypto import CryptoAttribute, SrtpKeys, answer_crypto, answer_keys, is_secure_profile, offer_profile
@@ -296,21 +297,39 @@ class _Match:
     rtcp_fb: tuple[str, ...]
 
 
-def _find_common(m: MediaDescription, ours: tuple[CodecSpec, ...]) -> tuple[_Match, ...]:
+@dataclass(frozen=True)
+class _Common:
+    """What an m-line's codecs and ours give an answer: the media codecs in our order, the
+    telephone-event (if any), and the answer's formats and codec attributes for them."""
+
+    media: tuple[_Match, ...]
+    event: _Match | None
+    formats: tuple[str, ...]
+    attributes: tuple[Attribute, ...]
+
+    @classmethod
+    def of(cls, found: tuple[_Match, ...]) -> _Common:
+        media, event = _pick(found)
+        listed = media + ([event] if event else [])
+        attrs = (_codec_attributes(match.pt, match.codec, match.codec.fmtp, match.rtcp_fb) for match in listed)
+        return cls(tuple(media), event, tuple(str(match.pt) for match in listed), tuple(chain.from_iterable(attrs)))
+
+
+def _find_common(m: MediaDescription, ours: tuple[CodecSpec, ...]) -> _Common:
     """Common codecs in our preference order, numbered as in the offer; worked out once for
     each set of offered codecs and of ours (a peer offers the same in each of its calls)."""
     key = (m.codec_lines(), id(ours))
     known = _COMMON.get(key)
     if known is not None and known[0] is ours:  # the same tuple, not one that took its id
         return known[1]
-    found = _match_codecs(m, ours)
+    found = _Common.of(_match_codecs(m, ours))
     if len(_COMMON) >= _COMMON_KEPT:
         del _COMMON[next(iter(_COMMON))]  # the oldest
     _COMMON[key] = (ours, found)
     return found
 
 
-_COMMON: dict[tuple[object, ...], tuple[tuple[CodecSpec, ...], tuple[_Match, ...]]] = {}
+_COMMON: dict[tuple[object, ...], tuple[tuple[CodecSpec, ...], _Common]] = {}
 _COMMON_KEPT = 64
 
 
@@ -394,7 +413,8 @@ def _accept(
     offer: SessionDescription, index: int, stream: StreamConfig, cfg: SessionConfig
 ) -> tuple[MediaDescription, NegotiatedStream] | str:
     m = offer.media[index]
-    media, event = _pick(_find_common(m, stream.codecs))
+    common = _find_common(m, stream.codecs)
+    media, event = common.media, common.event
     if not media:
         offered = [m.rtpmap(pt) for pt in m.payload_types]
         names = ", ".join(f"{r[0]}/{r[1]}" for r in offered if r) or " ".join(m.formats)
@@ -402,11 +422,9 @@ def _accept(
     keys = answer_crypto(m.attributes_named("crypto"), m.proto, stream.crypto, stream.crypto_mandatory)
     if isinstance(keys, str):
         return keys
-    listed = media + ([event] if event else [])
     direction = _answer_direction(offer, index, stream.direction)
     attrs: list[Attribute] = [Attribute("crypto", str(keys[0]))] if keys[0] is not None else []
-    for match in listed:
-        attrs.extend(_codec_attributes(match.pt, match.codec, match.codec.fmtp, match.rtcp_fb))
+    attrs.extend(common.attributes)
     mux = m.rtcp_mux and stream.rtcp_mux
     if mux:
         attrs.append(Attribute("rtcp-mux"))
@@ -415,7 +433,7 @@ def _accept(
         attrs.extend(stream.ice.attributes())
     attrs.extend(_media_attributes(stream, cfg.address, direction))
     answer_m = MediaDescription(
-        m.media, stream.port, m.proto, tuple(str(c.pt) for c in listed),
+        m.media, stream.port, m.proto, common.formats,
         bandwidths=_bandwidths(stream), attributes=tuple(attrs),
     )
     best = media[0]
