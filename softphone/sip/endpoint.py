@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from softphone.errors import ParseError
 from softphone.sip.dialog import random_token
-from softphone.sip.headers import add_tag
+from softphone.sip.headers import add_tag, canonical_name
 from softphone.sip.malformed import bad_request, salvage_headers
 from softphone.sip.message import Headers, Message, MessageParseError, Request, Response, parse_message
 from softphone.sip.transaction import (
@@ -190,6 +190,7 @@ class Endpoint:
     _servers: dict[tuple[object, ...], _Entry] = field(default_factory=dict)
     _answers: dict[tuple[object, ...], _AnswerEntry] = field(default_factory=dict)
     _outbox: list[Outgoing] = field(default_factory=list)
+    _trying_owed: list[tuple[object, ...]] = field(default_factory=list)  # INVITEs not answered yet
     _deadlines: list[tuple[float, int, str, tuple[object, ...]]] = field(default_factory=list)
     _sequence: int = 0
     admit: Admission | None = None  # asked about each new request (not ACK) before it gets a transaction
@@ -250,7 +251,12 @@ class Endpoint:
             return [MessageDropped(f"refused {request.method} ({refusal.status or 'dropped'})", source)]
         transaction: ServerTransaction
         if request.method == "INVITE":
-            transaction = ServerInviteTransaction(request, reliable=source.reliable, timers=self.timers, now=now)
+            # the 100 (Trying) is owed until the datagrams leave: an INVITE the TU has answered
+            # by then (a 180, or a final response) needs none (RFC 3261 §17.2.1)
+            transaction = ServerInviteTransaction(
+                request, reliable=source.reliable, timers=self.timers, now=now, auto_trying=False
+            )
+            self._trying_owed.append(key)
         else:
             transaction = ServerNonInviteTransaction(request, reliable=source.reliable, timers=self.timers, now=now)
         entry = _Entry(transaction, _response_peer(request, source), request)
@@ -293,12 +299,13 @@ class Endpoint:
             return
         transaction = entry.transaction
         assert isinstance(transaction, (ServerInviteTransaction, ServerNonInviteTransaction))
-        self._run(entry, transaction.respond(response, now), self._servers, key)
+        outputs = transaction.respond(response, now)
+        self._run(entry, outputs, self._servers, key)
         if request.method == "INVITE" and 200 <= response.status < 300:
             # RFC 3261 §13.3.1.4: "the 2xx response is passed to the transport with an
             # interval that starts at T1 seconds and doubles for each retransmission
             # until it reaches T2 seconds", until the ACK arrives.
-            data = bytes(response)
+            data = next((o.data for o in outputs if isinstance(o, Send)), None) or bytes(response)
             retransmission = AnswerRetransmission(data, reliable=entry.peer.reliable, timers=self.timers, now=now)
             akey = (request.call_id, request.cseq.number)
             self._answers[akey] = _AnswerEntry(retransmission, entry.peer, response)
@@ -314,6 +321,11 @@ class Endpoint:
         return events
 
     def datagrams_to_send(self) -> list[Outgoing]:
+        for key in self._trying_owed:
+            entry = self._servers.get(key)
+            if entry is not None and isinstance(entry.transaction, ServerInviteTransaction):
+                self._run(entry, entry.transaction.trying(), self._servers, key)
+        self._trying_owed.clear()
         out, self._outbox = self._outbox, []
         return out
 
@@ -455,11 +467,12 @@ def build_response(
     status is 100 (when the To has a tag already, it is kept as it is)."""
     # "The Via header field values in the response MUST equal the Via header field
     # values in the request and MUST maintain the same ordering." (RFC 3261 §8.2.6.2)
-    pairs: list[tuple[str, str]] = [(n, v) for n, v in request.headers.items if n == "Via"]
+    copied = request.headers.items  # their names are canonical already
+    pairs: list[tuple[str, str]] = [item for item in copied if item[0] == "Via"]
     if 100 < status < 300:
         # "The UAS MUST copy all Record-Route header field values from the request into
         # the response ... and MUST maintain the order of those values." (§12.1.1)
-        pairs += [(n, v) for n, v in request.headers.items if n == "Record-Route"]
+        pairs += [item for item in copied if item[0] == "Record-Route"]
     # "The From field of the response MUST equal the From header field of the request.
     # The Call-ID header field of the response MUST equal the Call-ID header field of
     # the request. The CSeq header field of the response MUST equal the CSeq field of
@@ -471,7 +484,8 @@ def build_response(
         # header field; additionally, the UAS MUST add a tag" (§8.2.6.2)
         to_value = add_tag(to_value, to_tag)
     pairs += [("To", to_value), ("Call-ID", request.call_id), ("CSeq", request.required("CSeq"))]
-    pairs += list(extra)
+    pairs += [(canonical_name(name), value) for name, value in extra]
     if content_type is not None:
         pairs.append(("Content-Type", content_type))
-    return Response(status, reason or reason_phrase(status), Headers.of(*pairs), body)
+    pairs.append(("Content-Length", str(len(body))))
+    return Response(status, reason or reason_phrase(status), Headers(tuple(pairs)), body)

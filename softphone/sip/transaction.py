@@ -121,7 +121,7 @@ def trying_response(request: Request) -> Response:
     if timestamp is not None:
         pairs.append(("Timestamp", timestamp))
     pairs.append(("Content-Length", "0"))
-    return Response(100, "Trying", Headers.of(*pairs))
+    return Response(100, "Trying", Headers(tuple(pairs)))  # the names above are canonical
 
 
 def _header(message: Request | Response, name: str) -> str:
@@ -406,6 +406,13 @@ class ServerInviteTransaction(_ServerTransaction):
         if not self.auto_trying:
             return []
         return _send_response(self, trying_response(request), now)
+
+    def trying(self) -> list[Output]:
+        """The 100 (Trying) of a transaction made without ``auto_trying``, sent when its owner
+        knows the TU has not answered at once: nothing if the TU has sent any response."""
+        if self.state != "proceeding" or self.last_response is not None:
+            return []
+        return _send_response(self, trying_response(self.request), 0.0)
 
     def _arm_g_h(self, response: Response, now: float) -> list[Output]:
         # "For unreliable transports, timer G is set to fire in T1 seconds, and is not

@@ -50,6 +50,36 @@ def test_new_invite_is_delivered_and_trying_sent_to_rport_source() -> None:
     assert [(r.status, p.host, p.port) for r, p in sent] == [(100, "192.0.2.7", 40000)]
 
 
+def test_trying_is_repeated_for_a_retransmitted_invite_until_the_tu_answers() -> None:
+    endpoint = Endpoint(Timers())
+    request = endpoint.receive(INVITE, SOURCE, 0.0)[0].request  # type: ignore[union-attr]
+    assert [r.status for r, _ in replies(endpoint)] == [100]
+    assert endpoint.receive(INVITE, SOURCE, 0.5) == []
+    assert [r.status for r, _ in replies(endpoint)] == [100]
+    endpoint.respond(request, build_response(request, 180, to_tag="b1"), 0.6)
+    assert [r.status for r, _ in replies(endpoint)] == [180]
+
+
+def test_no_trying_when_the_tu_answers_before_the_datagrams_leave() -> None:
+    # RFC 3261 §17.2.1: the 100 is owed only when the TU will not answer within 200 ms
+    for statuses in ((180,), (180, 200), (200,), (486,)):
+        endpoint = Endpoint(Timers())
+        request = endpoint.receive(INVITE, SOURCE, 0.0)[0].request  # type: ignore[union-attr]
+        for status in statuses:
+            endpoint.respond(request, build_response(request, status, to_tag="b1"), 0.0)
+        assert [r.status for r, _ in replies(endpoint)] == list(statuses)
+        assert replies(endpoint) == []  # and none later: the transaction has answered
+
+
+def test_trying_is_owed_to_each_invite_of_one_batch() -> None:
+    endpoint = Endpoint(Timers())
+    first = endpoint.receive(INVITE, SOURCE, 0.0)[0].request  # type: ignore[union-attr]
+    second_invite = INVITE.replace(b"branch=z9hG4bKabc", b"branch=z9hG4bKdef").replace(b"c1@", b"c2@")
+    endpoint.receive(second_invite, SOURCE, 0.0)
+    endpoint.respond(first, build_response(first, 180, to_tag="b1"), 0.0)
+    assert sorted((r.status, r.call_id) for r, _ in replies(endpoint)) == [(100, "c2@10.1.1.1"), (180, "c1@10.1.1.1")]
+
+
 def test_retransmitted_invite_is_absorbed_and_last_response_repeated() -> None:
     endpoint = Endpoint(Timers())
     request = endpoint.receive(INVITE, SOURCE, 0.0)[0].request  # type: ignore[union-attr]
