@@ -136,7 +136,10 @@ class TimerSet:
                 del self._armed[name]
 
     def next_deadline(self) -> float | None:
-        return min((d.at for d in self._armed.values()), default=None)
+        armed = self._armed
+        if len(armed) < 2:  # a transaction mostly has none or one
+            return next((d.at for d in armed.values()), None)
+        return min(d.at for d in armed.values())
 
     def pop_due(self, now: float, *, immediate_only: bool = False) -> str | None:
         """Remove and return the earliest timer due at ``now`` (ties: armed first).
@@ -144,6 +147,8 @@ class TimerSet:
         With ``immediate_only`` only timers armed with a zero interval count: those are
         the "set to zero for reliable transports" timers, which fire at once.
         """
+        if not self._armed:
+            return None
         due = [
             (d.at, d.order, name)
             for name, d in self._armed.items()
