@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import logging
-import shutil
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from softphone import __version__
 from softphone.call.states import CallResult, EndCause, Progress
@@ -29,6 +27,7 @@ from softphone.errors import (
 )
 from softphone.events import CallSummary, Devices, PhoneEvent, RegistrationEvent, StateEvent, Summary
 from softphone.net.loops import run
+from softphone.output import Output
 from softphone.report import check_report_path, numbered
 
 log = logging.getLogger("softphone")
@@ -144,59 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Output:
-    """Events as JSON lines (``--json``) or as short human lines; on a terminal, also a
-    status line rewritten in place (cleared before anything else is printed)."""
-
-    def __init__(self, as_json: bool, stream: TextIO | None = None, live: bool | None = None,
-                 quiet: bool = False) -> None:
-        self.as_json = as_json
-        self.stream = stream or sys.stdout
-        self.quiet = quiet and not as_json  # -q: no event lines (JSON is output, not chatter)
-        self.live = live if live is not None else (not as_json and not self.quiet and self.stream.isatty())
-        self._status_shown = False
-        self._flush_pending = False
-
-    def status(self, text: str) -> None:
-        """Show ``text`` as the status line: carriage return, the text, clear to the end of the line."""
-        if not self.live:
-            return
-        width = shutil.get_terminal_size().columns
-        self.stream.write("\r" + text[: max(1, width - 1)] + "\x1b[K")
-        self.stream.flush()
-        self._status_shown = True
-
-    def clear_status(self) -> None:
-        if self._status_shown:
-            self.stream.write("\r\x1b[K")
-            self._status_shown = False
-
-    def event(self, event: PhoneEvent) -> None:
-        self.clear_status()
-        if self.as_json:
-            self.stream.write(json.dumps(event.to_json(), sort_keys=False) + "\n")
-        elif not self.quiet:
-            text = event.human()
-            if text:
-                self.stream.write(text + "\n")
-        self._flush_soon()
-
-    def _flush_soon(self) -> None:
-        """Flush once the loop has run what is ready: one message's events leave in one write."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.stream.flush()
-            return
-        if not self._flush_pending:
-            self._flush_pending = True
-            loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_pending = False
-        self.stream.flush()
-
-
 def _load_config(args: argparse.Namespace) -> Config:
     path = args.config or default_config_path()
     config = load(path) if path else default_config()
@@ -272,7 +218,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _setup_logging(args.verbose, args.quiet, args.log_file)
         config = _load_config(args)
         command: Callable[[argparse.Namespace, Config, Output], Coroutine[Any, Any, int]] = COMMANDS[args.command]
-        return run(command(args, config, Output(args.json, quiet=args.quiet)), config.misc.event_loop, config.path)
+        out = Output(args.json, quiet=args.quiet)
+        try:
+            return run(command(args, config, out), config.misc.event_loop, config.path)
+        finally:
+            _flush_quietly(out)
     except SoftphoneError as exc:
         print(f"softphone: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -281,6 +231,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return UsageError.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def _flush_quietly(out: Output) -> None:
+    """The last lines, as the process ends: a reader that has gone (a closed pipe) loses them."""
+    try:
+        out.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _on_terminal(args: argparse.Namespace) -> bool:
