@@ -65,7 +65,7 @@ class Call:
     cause: EndCause | None = None  # the same, for decisions
     _local_tag: str = field(default_factory=random_token)
     _sdp_version: int = 0
-    _sdp_id: int = field(default_factory=lambda: RANDOM.randint(1, 2**31))
+    _sdp_id: int = field(default_factory=lambda: RANDOM.one_to(31))
     _ack: Request | None = None
     _cancel_pending: bool = False
     _got_provisional: bool = False
@@ -73,7 +73,7 @@ class Call:
     _reinvite_offer: SessionDescription | None = None
     _bye: Request | None = None
     transfers: transfer.Transfers = field(default_factory=transfer.Transfers)
-    _auth: Authenticator = field(default_factory=Authenticator)
+    _auth: Authenticator = field(init=False)  # made in __post_init__, with the setup's credentials
 
     def __post_init__(self) -> None:
         self._auth = Authenticator(self.setup.credentials)
@@ -145,7 +145,7 @@ class Call:
             ("From", str(setup.identity.with_tag(call._local_tag))),
             ("To", str(to or NameAddress(target.without_params("transport")))),
             ("Call-ID", call.call_id),
-            ("CSeq", f"{RANDOM.randint(1, 2**20)} INVITE"),
+            ("CSeq", f"{RANDOM.one_to(20)} INVITE"),
             ("Contact", f"<{call._contact()}>"),
         ]
         pairs += [("Route", str(r)) for r in setup.outbound_route]

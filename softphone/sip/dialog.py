@@ -117,7 +117,7 @@ class Dialog:
             remote_uri=request.from_addr,
             remote_target=target,
             route_set=list(request.record_routes),
-            local_seq=RANDOM.randint(1, 2**20),
+            local_seq=RANDOM.one_to(20),
             remote_seq=request.cseq.number,
         )
 

@@ -41,6 +41,11 @@ class BlockRandom(random.SystemRandom):
         size = (k + 7) // 8
         return int.from_bytes(self.randbytes(size), "big") >> (size * 8 - k)
 
+    def one_to(self, bits: int) -> int:
+        """A number from 1 to 2**bits, each as likely: ``randint(1, 2**bits)`` without its
+        rejected draws (it asks for one bit more than the range needs, and throws half away)."""
+        return 1 + self.getrandbits(bits)
+
     def random(self) -> float:
         return (int.from_bytes(self.randbytes(7), "big") >> 3) * 2.0**-53
 

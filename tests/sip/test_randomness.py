@@ -42,6 +42,13 @@ def test_numbers_keep_their_ranges_and_use_every_bit() -> None:
         assert max(values).bit_length() == bits  # the top bit is used (400 draws: p of a miss < 2**-399)
     seqs = [source.randint(1, 2**20) for _ in range(1000)]
     assert all(1 <= v <= 2**20 for v in seqs) and len(set(seqs)) > 990
+    for bits in (1, 20, 31):  # one_to: 1 .. 2**bits, both halves drawn (400 draws: p of a miss 2**-399)
+        drawn = [source.one_to(bits) for _ in range(400)]
+        assert all(1 <= v <= 2**bits for v in drawn)
+        assert min(drawn) <= 2 ** (bits - 1) < max(drawn)
+    taken = source._at
+    source.one_to(20)  # one draw of three bytes, none thrown away
+    assert source._at == taken + 3
     floats = [source.random() for _ in range(1000)]
     assert all(0.0 <= f < 1.0 for f in floats) and 0.4 < sum(floats) / len(floats) < 0.6
 
