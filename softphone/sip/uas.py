@@ -8,14 +8,12 @@ for), or None when the request may be processed.
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from softphone.sip.message import Request
-from softphone.sip.uri import SipUri, Uri
+from softphone.sip.uri import SipUri, Uri, is_ip_address
 
 # RFC 3261 §8.2.1: methods we know of (a request with another method gets 501)
 KNOWN_METHODS = frozenset(
@@ -114,7 +112,7 @@ class RequestInspector:
         if not isinstance(uri, SipUri):
             return False
         host = uri.host.lower().strip("[]")
-        if not _is_ip_literal(host):
+        if not is_ip_address(host):
             return host in self.domains or host in self.local_hosts
         return not self.local_hosts or host in self.local_hosts
 
@@ -143,15 +141,6 @@ class RequestInspector:
             return False
         encodings = option_tags(request.headers.get_all("Content-Encoding"))
         return all(e.lower() == ACCEPT_ENCODING for e in encodings)
-
-
-@functools.lru_cache(maxsize=256)  # a phone is called at a few hosts
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def option_tags(values: list[str]) -> list[str]:
