@@ -259,7 +259,9 @@ class OpusCodec:
             "frame_duration": str(ptime_ms),
             "fec": "1" if fec else "0",
             "packet_loss": str(OPUS_EXPECTED_LOSS_PERCENT if fec else 0),
-            "vbr": "off" if params.get("cbr") == "1" else "on",
+            # constrained VBR, libopus's own default (and baresip's and PJSIP's): FFmpeg's "on"
+            # is unconstrained, which sent a steady tone at 45 kbit/s when asked for 32
+            "vbr": "off" if params.get("cbr") == "1" else "constrained",
         }
         context.open()
         return OpusEncoder(ptime_ms, context, rate, fec)

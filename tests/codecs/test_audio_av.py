@@ -125,7 +125,8 @@ def test_opus_parameters_and_payload_sizes() -> None:
     assert create_encoder("opus", fmtp="useinbandfec=1").fec
     payloads, _ = _round_trip("opus", _sine(440, 48000))
     average_bitrate = np.mean([len(p) for p in payloads]) * 8 * 50
-    assert 16000 < average_bitrate < 48000
+    # constrained VBR keeps to the bitrate asked for (unconstrained sent this tone at 45 kbit/s)
+    assert 16000 < average_bitrate <= 32000 * 1.05
     assert all(p[0] & 0x03 == 0 for p in payloads)  # RFC 6716 §3.1: one frame per packet
 
 
