@@ -6,7 +6,9 @@ tests/interop/scenarios/uac_av.xml: an audio+video offer; the answerer declines 
 video and sends a 440 Hz PCMU tone for the whole call.  Rates are stepped up
 (``--rates``, default 100..400 calls/s) with ``--runs`` runs per rate (default 2); a
 peer stops at the first rate that failed in every run.  A rate is held when every
-run had 0 failed calls (failed = created - successful, last ``-trace_stat`` row).
+run had 0 failed calls (failed = created - successful, last ``-trace_stat`` row) and
+none shed: a call the answerer refused at once with 503 (the scenario ACKs it and logs
+``SHED``; SIPp counts it successful) is counted apart from the timeouts.
 
 Every run starts the answering peer fresh (one process for all the calls):
 
@@ -18,7 +20,7 @@ Every run starts the answering peer fresh (one process for all the calls):
 * baresip: scripts/bench/peers/answerers.py (audio modules only, ``ausine`` 440 Hz,
   ``aubridge`` as a null player, ``call_max_calls 1000``; the video m-line is refused).
 
-Per run: calls ok/failed, INVITE->200 p50/p99 (``<gettimeofday>`` stamps of the
+Per run: calls ok/shed/failed, INVITE->200 p50/p99 (``<gettimeofday>`` stamps of the
 scenario), the peer's CPU over the SIPp run (utime + stime from /proc/PID/stat, % of
 one core), its VmHWM at the end, its idle VmRSS, and its RSS per call: (VmRSS at the
 plateau of concurrent calls - VmRSS after a few warm-up calls) / concurrent calls,
@@ -39,6 +41,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -193,7 +196,8 @@ class SippRun:
     wall_s: float = 0.0
     cpu_pct: float | None = None    # SIPp's own CPU, % of one core
     created: int = 0
-    ok: int = 0
+    ok: int = 0        # answered: successful calls less the shed ones
+    shed: int = 0      # refused at once with 503 (the scenario's SHED lines)
     causes: dict[str, int] = field(default_factory=dict)   # non-zero Failed*(C) counters
     stat: list[tuple[float, int]] = field(default_factory=list)   # (epoch s, CurrentCall)
     rss: list[tuple[float, int]] = field(default_factory=list)    # (epoch s, VmRSS kB)
@@ -233,7 +237,10 @@ def run_sipp(work: Path, tag: str, pid: int, cmd: list[str], timeout_s: int) -> 
     used = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
     run.cpu_pct = round(100.0 * used / run.wall_s, 1) if run.wall_s else None
     read_stat(work / f"{tag}_stat.csv", run)
-    run.setup_ms = read_setup(work / f"{tag}_logs.log")
+    logs = work / f"{tag}_logs.log"
+    run.setup_ms = read_setup(logs)
+    run.shed = len(SHED_RE.findall(logs.read_text(errors="replace"))) if logs.exists() else 0
+    run.ok -= run.shed  # SIPp counts a call refused with 503 (and ACKed) as successful
     return run
 
 
@@ -254,6 +261,9 @@ def read_stat(path: Path, run: SippRun) -> None:
         for k, v in rows[-1].items():
             if k and k.startswith("Failed") and k.endswith("(C)") and k != "FailedCall(C)" and v not in ("", "0"):
                 run.causes[k[6:-3]] = int(v)
+
+
+SHED_RE = re.compile(r"SHED call=\d+")
 
 
 def read_setup(path: Path) -> list[float]:
@@ -369,8 +379,8 @@ def summarize_run(rate: int, index: int, sipp: SippRun, idle: int | None, base: 
     if rss_top is not None and base is not None and conc:
         per_call = round((rss_top - base) / conc, 1)
     t = sipp.setup_ms
-    out = {"rate": rate, "run": index, "calls": sipp.created, "ok": sipp.ok,
-           "failed": sipp.created - sipp.ok, "fail_causes": sipp.causes,
+    out = {"rate": rate, "run": index, "calls": sipp.created, "ok": sipp.ok, "shed": sipp.shed,
+           "failed": sipp.created - sipp.ok - sipp.shed, "fail_causes": sipp.causes,
            "sipp_exit": sipp.rc, "wall_s": sipp.wall_s, "sipp_cpu_pct": sipp.cpu_pct,
            "setup_p50_ms": rnd(percentile(t, 50)), "setup_p99_ms": rnd(percentile(t, 99)),
            "cpu_pct": round(100.0 * (c1 - c0) / TCK / wall, 1) if c0 is not None and c1 is not None else None,
@@ -397,7 +407,7 @@ def rate_summary(rate: int, runs: list[Json], setups: list[float], expected: int
 
     hwm = [r["vmhwm_mib"] for r in runs if r["vmhwm_mib"] is not None]
     return {"rate": rate, "held": all(held(r, expected) for r in runs),
-            "failed_per_run": [r["failed"] for r in runs],
+            "failed_per_run": [r["failed"] for r in runs], "shed_per_run": [r["shed"] for r in runs],
             "setup_p50_ms": rnd(percentile(setups, 50)), "setup_p99_ms": rnd(percentile(setups, 99)),
             "cpu_pct": med("cpu_pct"), "vmhwm_mib": max(hwm) if hwm else None,
             "rss_per_call_kib": med("rss_per_call_kib"), "concurrent_calls": med("concurrent_calls"),
@@ -510,7 +520,7 @@ def run_line(x: Json) -> str:
     note = "" if x["alive_after"] else "  (peer exited)"
     if x["fail_causes"]:
         note += "  " + ", ".join(f"{k} {v}" for k, v in x["fail_causes"].items())
-    return (f"  {x['rate']:>4} {x['run']:>4} {x['calls']:>6} {x['ok']:>6} {x['failed']:>6} "
+    return (f"  {x['rate']:>4} {x['run']:>4} {x['calls']:>6} {x['ok']:>6} {x['shed']:>6} {x['failed']:>6} "
             f"{fmt(x['setup_p50_ms'], 8, 2)} {fmt(x['setup_p99_ms'], 9, 2)} {fmt(x['cpu_pct'], 6)} "
             f"{fmt(x['vmhwm_mib'], 9)} {fmt(x['concurrent_calls'], 5)} "
             f"{fmt(x['rss_per_call_kib'], 12)} {fmt(x['sipp_cpu_pct'], 6)} "
@@ -520,13 +530,13 @@ def run_line(x: Json) -> str:
 def peer_lines(r: Json) -> list[str]:
     lines = [f"{r['peer']}: highest rate held {r.get('max_rate_held') or 'none'} calls/s, "
              f"idle RSS {r.get('idle_rss_mib')} MiB" + (f" ({r['stopped']})" if "stopped" in r else "")]
-    lines.append(f"  {'rate':>4} {'run':>4} {'calls':>6} {'ok':>6} {'failed':>6} {'p50 ms':>8} "
+    lines.append(f"  {'rate':>4} {'run':>4} {'calls':>6} {'ok':>6} {'shed':>6} {'failed':>6} {'p50 ms':>8} "
                  f"{'p99 ms':>9} {'CPU %':>6} {'VmHWM MiB':>9} {'conc':>5} {'RSS/call KiB':>12} "
                  f"{'SIPp %':>6} {'load':>5} {'idle':>5}")
     for s in r["rates"]:
         lines.extend(run_line(x) for x in s["runs"])
         verdict = "held" if s["held"] else "FAILED"
-        lines.append(f"  {s['rate']:>4} {'all':>4} {verdict:>20} {fmt(s['setup_p50_ms'], 8, 2)} "
+        lines.append(f"  {s['rate']:>4} {'all':>4} {verdict:>27} {fmt(s['setup_p50_ms'], 8, 2)} "
                      f"{fmt(s['setup_p99_ms'], 9, 2)} {fmt(s['cpu_pct'], 6)} {fmt(s['vmhwm_mib'], 9)} "
                      f"{fmt(s['concurrent_calls'], 5)} {fmt(s['rss_per_call_kib'], 12)}")
     return lines

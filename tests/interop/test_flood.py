@@ -71,3 +71,27 @@ def test_a_burst_of_2000_options_leaves_memory_bounded(softphone, sipp):
     assert grown < 4 * 1024, f"RSS grew by {grown} KiB\n{sp.describe()}"
     assert "503 to 127.0.0.2" in sp.stderr, sp.describe()
     assert sp.running(), sp.describe()
+
+
+@pytest.mark.timeout(90)
+def test_calls_over_the_limit_are_refused_with_503_and_the_rest_set_up(softphone, sipp, tmp_path):
+    """The load benchmark's scenario (uac_av.xml) tells a call refused at once with 503
+    (ACKed, logged SHED) from one answered (logged SETUP): a phone allowing 3 requests and
+    then one a second from one address refuses the fourth of a quick burst (30 ms after the
+    first), drops the next ones while its Retry-After runs, and sets up those SIPp
+    retransmits as its tokens come back."""
+    rc = tmp_path / "tight.rc"
+    rc.write_text("[sip]\nmax_requests_per_second=1\nrequest_burst=3\n")
+    sp, port = answerer(softphone, "-c", str(rc))
+    calls = 8
+    uac = sipp("uac_av.xml", f"127.0.0.1:{port}", "-m", calls, "-r", 100, "-d", 100,
+               "-recv_timeout", 40000, host="127.0.0.2", timeout=60)
+    code = uac.wait(75)
+    where = f"\n{uac.describe()}\n{sp.describe()}"
+    logs = uac.logs
+    shed, answered = logs.count("SHED call="), logs.count("SETUP call=")
+    assert code == 0, f"sipp exit {code}" + where
+    assert shed >= 1, "no call was refused with 503" + where
+    assert answered >= 3, "the burst the limit allows was not set up" + where
+    assert shed + answered == calls == uac.stats().get("SuccessfulCall(C)"), where
+    assert "503 to 127.0.0.2" in sp.stderr, where
