@@ -4,8 +4,7 @@ human lines, and on a terminal a status line rewritten in place.
 The lines of one turn of the event loop (a call's incoming, ringing, answered and media
 events come from one message) are written together, in one ``write``, once the loop has run
 what is ready; a process started with ``PYTHONUNBUFFERED`` would otherwise pay a system call
-per line. The events are formatted then too, not as they come: an incoming call's events
-come before its answer leaves, which should not wait for their JSON.
+per line.
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ class Output:
         self.quiet = quiet and not as_json  # -q: no event lines (JSON is output, not chatter)
         self.live = live if live is not None else (not as_json and not self.quiet and self.stream.isatty())
         self._status_shown = False
-        self._pending: list[PhoneEvent] = []  # events not written yet
+        self._pending: list[str] = []  # lines not written yet
         self._flush_pending = False
 
     def status(self, text: str) -> None:
@@ -49,9 +48,12 @@ class Output:
             self._status_shown = False
 
     def event(self, event: PhoneEvent) -> None:
-        if self.quiet:
-            return
-        self._pending.append(event)  # events are frozen: formatted when written, they read the same
+        if self.as_json:
+            self._pending.append(json.dumps(event.to_json(), sort_keys=False) + "\n")
+        elif not self.quiet:
+            text = event.human()
+            if text:
+                self._pending.append(text + "\n")
         if self._flush_pending:
             return
         try:
@@ -69,16 +71,7 @@ class Output:
         self.stream.flush()
 
     def _write_pending(self) -> None:
-        if not self._pending:
-            return
-        events, self._pending = self._pending, []
-        text = "".join(map(self._line, events))
-        if text:
+        if self._pending:
             self.clear_status()
-            self.stream.write(text)
-
-    def _line(self, event: PhoneEvent) -> str:
-        if self.as_json:
-            return json.dumps(event.to_json(), sort_keys=False) + "\n"
-        text = event.human()
-        return text + "\n" if text else ""
+            self.stream.write("".join(self._pending))
+            self._pending.clear()

@@ -48,33 +48,6 @@ def test_the_events_of_one_turn_leave_in_one_write_in_order() -> None:
     assert lines[-1] == {"event": "summary", "calls": 1}
 
 
-class Timed(StateEvent):
-    """A state event that records when it is turned into JSON."""
-
-    made: list[float] = []
-
-    def to_json(self) -> dict[str, object]:
-        Timed.made.append(asyncio.get_running_loop().time())
-        return super().to_json()
-
-
-def test_an_event_is_formatted_when_written_not_when_it_comes() -> None:
-    # an incoming call's events come before its answer leaves: their JSON must not delay it
-    stream = Counted()
-    out = Output(True, stream=stream)
-    Timed.made.clear()
-
-    async def main() -> None:
-        out.event(Timed("c1", Progress.RINGING, 180))
-        out.event(Timed("c1", Progress.ANSWERED, 200))
-        assert Timed.made == []
-        await asyncio.sleep(0)
-        assert len(Timed.made) == 2 and len(stream.writes) == 1
-
-    asyncio.run(main())
-    assert [json.loads(line)["state"] for line in stream.getvalue().splitlines()] == ["ringing", "answered"]
-
-
 def test_without_a_running_loop_an_event_is_written_at_once() -> None:
     stream = Counted()
     Output(False, stream=stream).event(Listening("udp", "127.0.0.1", 5060))
