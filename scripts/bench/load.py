@@ -240,7 +240,7 @@ def run_sipp(work: Path, tag: str, pid: int, cmd: list[str], timeout_s: int) -> 
     logs = work / f"{tag}_logs.log"
     run.setup_ms = read_setup(logs)
     run.shed = len(SHED_RE.findall(logs.read_text(errors="replace"))) if logs.exists() else 0
-    run.ok -= run.shed  # SIPp counts a call refused with 503 (and ACKed) as successful
+    run.ok = max(0, run.ok - run.shed)  # SIPp counts a call refused with 503 (and ACKed) as successful
     return run
 
 
