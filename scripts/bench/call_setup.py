@@ -10,8 +10,14 @@ in auto-answer mode, no ring delay), SIPp places:
 2. a rate ramp (default 20, 50, 100, 200 calls/s, ``--ramp-seconds`` each, default 5 s),
    stopping at the first rate with a failed call.
 
+Before the calls, each peer's idle activity over ``--idle-seconds`` (default 3, after 2 s to
+settle): its CPU
+(utime + stime of all its threads, % of one core) and its wake-ups a second (the voluntary
+and involuntary context switches of all its threads). A peer that polls is never long
+asleep, and a sleeping process takes a virtual machine's CPU longer to wake.
+
 Printed per peer: INVITE->200 median and p90 in ms, the highest rate of the ramp with
-0 failed calls, and the softphone/pjsua2 ratios.  ``--json`` prints one JSON object
+0 failed calls, the idle activity, and the softphone/pjsua2 ratios.  ``--json`` prints one JSON object
 instead.  Everything runs on 127.0.0.1; every process is stopped by its PID; the whole
 run is bounded by ``--max-time`` (default 170 s).
 """
@@ -241,6 +247,33 @@ def run_sipp(work: Path, tag: str, port: int, calls: int, rate: int, call_ms: in
             "setup_ms": setup_ms}
 
 
+TCK = os.sysconf("SC_CLK_TCK")
+IDLE_SETTLE_S = 2.0  # after a peer is ready, before its idle activity is measured
+
+
+def _activity(pid: int) -> tuple[int, int]:
+    """(CPU ticks, context switches) summed over the threads of ``pid``."""
+    ticks = switches = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            status = (task / "status").read_text().splitlines()
+        except OSError:  # the thread ended meanwhile
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        switches += sum(int(line.split()[1]) for line in status if "ctxt_switches:" in line)
+    return ticks, switches
+
+
+def idle_activity(pid: int, seconds: float) -> dict:
+    """CPU (% of one core) and wake-ups a second of a process left alone for ``seconds``."""
+    (c0, w0), t0 = _activity(pid), time.monotonic()
+    time.sleep(seconds)
+    (c1, w1), t1 = _activity(pid), time.monotonic()
+    return {"cpu_pct": round(100.0 * (c1 - c0) / TCK / (t1 - t0), 2),
+            "wakeups_per_s": round((w1 - w0) / (t1 - t0), 1), "seconds": round(t1 - t0, 2)}
+
+
 def clean(run: dict) -> bool:
     return run["sipp_exit"] == 0 and run["failed"] == 0 and run["successful"] == run["calls"]
 
@@ -248,6 +281,9 @@ def clean(run: dict) -> bool:
 def bench_peer(peer: Answerer, work: Path, args: argparse.Namespace, deadline: Deadline,
                scenario: Path) -> dict:
     res: dict = {"peer": peer.name, "port": peer.port}
+    if args.idle_seconds > 0:
+        time.sleep(IDLE_SETTLE_S)  # the softphone loads its media libraries once it listens
+        res["idle"] = idle_activity(peer.proc.pid, args.idle_seconds)
     main = run_sipp(work, f"{peer.name}_main", peer.port, args.calls, args.rate,
                     args.call_ms, scenario, min(deadline.left(), 120))
     times = main.pop("setup_ms")
@@ -316,6 +352,9 @@ def report_text(out: dict) -> str:
             cps = "(exited) " + cps
         lines.append(f"{name:<10} {fmt(t['median'], ' ms'):>19} {fmt(t['p90'], ' ms'):>9} "
                      f"{m['successful']:>5}/{m['failed']:<4} {cps:>19}")
+        if "idle" in r:
+            lines.append(f"{'':<10}   idle before the calls: {r['idle']['cpu_pct']:.2f} % CPU, "
+                         f"{r['idle']['wakeups_per_s']:g} wake-ups/s")
         for step in r["ramp"]:
             if "skipped" in step:
                 lines.append(f"{'':<10}   ramp {step['rate']} cps: skipped ({step['skipped']})")
@@ -339,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ramp", default="20,50,100,200",
                    help="comma list of calls/s for the ramp (default 20,50,100,200)")
     p.add_argument("--ramp-seconds", type=float, default=5.0, help="length of each ramp step")
+    p.add_argument("--idle-seconds", type=float, default=3.0,
+                   help="measure each peer's idle CPU and wake-ups this long before the calls (0: not)")
     p.add_argument("--call-ms", type=int, default=0, help="time between ACK and BYE (sipp -d)")
     p.add_argument("--video", action="store_true",
                    help="offer audio+video (uac_av.xml) instead of audio only")
