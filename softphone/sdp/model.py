@@ -8,6 +8,7 @@ from functools import cached_property
 from typing import Any
 
 from softphone.errors import SdpError
+from softphone.values import fast_init
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
@@ -40,6 +41,7 @@ STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int, int]] = {
 }
 
 
+@fast_init
 @dataclass(frozen=True)
 class Origin:
     """o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address>"""
@@ -65,6 +67,7 @@ class Origin:
         )
 
 
+@fast_init
 @dataclass(frozen=True)
 class Connection:
     """c=<nettype> <addrtype> <connection-address> (a /ttl or /number suffix stays in address)."""
@@ -89,6 +92,7 @@ class Connection:
         return f"{self.nettype} {self.addrtype} {self.address}"
 
 
+@fast_init
 @dataclass(frozen=True)
 class Attribute:
     """a=<name>[:<value>]; a property attribute such as a=sendrecv has value None."""
@@ -186,6 +190,7 @@ def _m_line_fields(value: str) -> dict[str, Any]:
     return {"media": media, "port": port, "proto": proto, "formats": tuple(formats), "number_of_ports": count}
 
 
+@fast_init
 @dataclass(frozen=True)
 class MediaDescription:
     """One m= section with its media-level fields."""
@@ -314,6 +319,7 @@ def _bandwidth_kbps(bandwidths: Iterable[tuple[str, int]]) -> int | None:
     return None
 
 
+@fast_init
 @dataclass(frozen=True, kw_only=True)
 class SessionDescription:
     """A whole SDP body."""

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from softphone.errors import StateError
 from softphone.sip.message import Request, Response
+from softphone.values import fast_init
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ class TimerSet:
 # ---------------------------------------------------------------- outputs
 
 
+@fast_init
 @dataclass(frozen=True)
 class Send:
     """Pass ``data`` to the transport, towards the transaction's peer."""
@@ -171,6 +173,7 @@ class Send:
     data: bytes
 
 
+@fast_init
 @dataclass(frozen=True)
 class Deliver:
     """Pass ``message`` up to the TU (responses for a client, requests for a server)."""
