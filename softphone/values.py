@@ -70,7 +70,7 @@ def _make_init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Any:
     if hasattr(cls, "__post_init__"):
         body.append("    self.__post_init__()")
     source = f"def __init__({params}):\n" + "\n".join(body) + "\n"
-    exec(source, scope)
+    exec(source, scope)  # as dataclasses builds its own: from the class's field names only
     init = scope["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
