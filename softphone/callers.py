@@ -23,7 +23,6 @@ from softphone.config.private import split_patterns, verifier_for
 from softphone.sip.challenge import DigestVerifier, Verdict
 from softphone.sip.endpoint import Peer
 from softphone.sip.message import Request
-from softphone.values import fast_init
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +47,6 @@ class Decision(StrEnum):
     REFUSE = "refuse"  # 403
 
 
-@fast_init
 @dataclass(frozen=True)
 class Admission:
     """What to do with an incoming INVITE, the identity it was matched on and, for a 401,

@@ -12,7 +12,6 @@ from softphone.sip.dialog import LocalAddress
 from softphone.sip.headers import NameAddress
 from softphone.sip.message import Request, Response
 from softphone.sip.uri import SipUri
-from softphone.values import fast_init
 
 SDP = "application/sdp"
 # RFC 3261 §20.5: the methods this user agent supports, exactly
@@ -68,14 +67,12 @@ class SendRequest:
     target: SipUri
 
 
-@fast_init
 @dataclass(frozen=True)
 class SendResponse:
     request: Request
     response: Response
 
 
-@fast_init
 @dataclass(frozen=True)
 class MediaUpdate:
     """Start media, or follow a new negotiation (address, port, codec, direction)."""
@@ -83,7 +80,6 @@ class MediaUpdate:
     streams: tuple[NegotiatedStream, ...]
 
 
-@fast_init
 @dataclass(frozen=True)
 class StateChanged:
     state: Progress
@@ -114,7 +110,6 @@ class TransferUpdate:
 Command = SendRequest | SendResponse | MediaUpdate | StateChanged | CallEnded | TransferUpdate
 
 
-@fast_init
 @dataclass(frozen=True)
 class CallSetup:
     """What a call needs to know about us."""

@@ -8,7 +8,6 @@ from functools import cached_property
 from typing import Any
 
 from softphone.errors import SdpError
-from softphone.values import fast_init
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
@@ -41,7 +40,6 @@ STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int, int]] = {
 }
 
 
-@fast_init
 @dataclass(frozen=True)
 class Origin:
     """o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address>"""
@@ -67,7 +65,6 @@ class Origin:
         )
 
 
-@fast_init
 @dataclass(frozen=True)
 class Connection:
     """c=<nettype> <addrtype> <connection-address> (a /ttl or /number suffix stays in address)."""
@@ -92,7 +89,6 @@ class Connection:
         return f"{self.nettype} {self.addrtype} {self.address}"
 
 
-@fast_init
 @dataclass(frozen=True)
 class Attribute:
     """a=<name>[:<value>]; a property attribute such as a=sendrecv has value None."""
@@ -190,7 +186,6 @@ def _m_line_fields(value: str) -> dict[str, Any]:
     return {"media": media, "port": port, "proto": proto, "formats": tuple(formats), "number_of_ports": count}
 
 
-@fast_init
 @dataclass(frozen=True)
 class MediaDescription:
     """One m= section with its media-level fields."""
@@ -319,7 +314,6 @@ def _bandwidth_kbps(bandwidths: Iterable[tuple[str, int]]) -> int | None:
     return None
 
 
-@fast_init
 @dataclass(frozen=True, kw_only=True)
 class SessionDescription:
     """A whole SDP body."""

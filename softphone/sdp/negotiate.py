@@ -21,7 +21,6 @@ from softphone.sdp.model import (
     SessionDescription,
     parse_fmtp,
 )
-from softphone.values import fast_init
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,6 @@ class CodecSpec:
         return f"{self.name}/{self.clock_rate}{suffix}"
 
 
-@fast_init
 @dataclass(frozen=True)
 class StreamConfig:
     """What we want for one m-line of our kind."""
@@ -69,7 +67,6 @@ class StreamConfig:
     ice: IceDescription | None = None  # our ICE credentials and candidates (RFC 8839), offered and answered
 
 
-@fast_init
 @dataclass(frozen=True)
 class SessionConfig:
     """Our side of a session: media address and streams in m-line order."""
@@ -82,7 +79,6 @@ class SessionConfig:
     session_name: str = "softphone"
 
 
-@fast_init
 @dataclass(frozen=True)
 class NegotiatedStream:
     """The outcome for one m-line.

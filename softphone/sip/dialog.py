@@ -9,7 +9,6 @@ from softphone.sip.headers import NameAddress, Via
 from softphone.sip.message import Headers, Request, Response
 from softphone.sip.randomness import RANDOM
 from softphone.sip.uri import SipUri
-from softphone.values import fast_init
 
 _TOKEN_CHARS = string.ascii_letters + string.digits
 
@@ -31,7 +30,6 @@ def new_branch() -> str:
     return MAGIC_COOKIE + random_token(16)
 
 
-@fast_init
 @dataclass(frozen=True)
 class LocalAddress:
     """How we appear on the wire for one transport: sent-by and Contact host/port."""

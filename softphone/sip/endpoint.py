@@ -35,7 +35,6 @@ from softphone.sip.transaction import (
     server_key,
 )
 from softphone.sip.uri import SipUri, is_ip_address
-from softphone.values import fast_init
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +78,6 @@ def reason_phrase(status: int) -> str:
     )
 
 
-@fast_init
 @dataclass(frozen=True)
 class Peer:
     """Where a message came from or goes to: transport name, host, port, and for
@@ -104,7 +102,6 @@ def literal_peer(uri: SipUri, transport: str) -> Peer | None:
 
 
 
-@fast_init
 @dataclass(frozen=True)
 class Outgoing:
     data: bytes
@@ -114,7 +111,6 @@ class Outgoing:
 # ---------------------------------------------------------------- events to the TU
 
 
-@fast_init
 @dataclass(frozen=True)
 class RequestReceived:
     """A new request (not a retransmission); answer it with ``Endpoint.respond``."""

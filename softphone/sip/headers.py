@@ -20,7 +20,6 @@ from softphone.sip.uri import (
     parse_uri,
     set_params,
 )
-from softphone.values import fast_init
 
 COMPACT_FORMS: dict[str, str] = {
     "i": "Call-ID",
@@ -220,7 +219,6 @@ def _display_name_needs_quotes(name: str) -> bool:
     return not name or any(not word or not set(word) <= TOKEN_CHARS for word in words)
 
 
-@fast_init
 @dataclass(frozen=True)
 class NameAddress:
     """A name-addr or addr-spec with header parameters (From, To, Contact, Route,
@@ -317,7 +315,6 @@ def _parse_name_address(text: str) -> NameAddress:
     return NameAddress._parse(text)
 
 
-@fast_init
 @dataclass(frozen=True)
 class Via:
     """One via-parm (RFC 3261 §20.42) with the rport extension (RFC 3581)."""
@@ -413,7 +410,6 @@ def _parse_sent_by(text: str) -> tuple[str, int | None]:
     return parse_host(host), parse_port(after[1:].strip())
 
 
-@fast_init
 @dataclass(frozen=True)
 class CSeq:
     """The CSeq header (RFC 3261 §20.16)."""

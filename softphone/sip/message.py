@@ -21,7 +21,6 @@ from softphone.sip.headers import (
     split_header_values,
 )
 from softphone.sip.uri import Uri, parse_uri
-from softphone.values import fast_init
 
 MAX_MESSAGE_SIZE = 65535
 MAX_HEADER_LINE = 8192
@@ -84,7 +83,6 @@ def header_phrase(problem: str, name: str) -> str:
     return f"{problem} {name} Header" if name in ("From", "To") else f"{problem} {name}"
 
 
-@fast_init
 @dataclass(frozen=True)
 class Headers:
     """The header section: (canonical name, value) pairs, one per header line."""
@@ -244,7 +242,6 @@ def _serialize(start_line: str, headers: Headers, body: bytes) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + body
 
 
-@fast_init
 @dataclass(frozen=True)
 class Request(MessageFields):
     """A SIP request. Content-Length is kept equal to ``len(body)``."""
@@ -279,7 +276,6 @@ class Request(MessageFields):
         )
 
 
-@fast_init
 @dataclass(frozen=True)
 class Response(MessageFields):
     """A SIP response. Content-Length is kept equal to ``len(body)``."""

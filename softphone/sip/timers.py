@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 from softphone.errors import StateError
 from softphone.sip.message import Request, Response
-from softphone.values import fast_init
 
 
 @dataclass(frozen=True)
@@ -165,7 +164,6 @@ class TimerSet:
 # ---------------------------------------------------------------- outputs
 
 
-@fast_init
 @dataclass(frozen=True)
 class Send:
     """Pass ``data`` to the transport, towards the transaction's peer."""
@@ -173,7 +171,6 @@ class Send:
     data: bytes
 
 
-@fast_init
 @dataclass(frozen=True)
 class Deliver:
     """Pass ``message`` up to the TU (responses for a client, requests for a server)."""

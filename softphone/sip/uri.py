@@ -20,7 +20,6 @@ from dataclasses import dataclass, field, replace
 from typing import TypeAlias
 
 from softphone.errors import ParseError
-from softphone.values import fast_init
 
 Params = tuple[tuple[str, str | None], ...]
 
@@ -195,7 +194,6 @@ def _loose_unescape(text: str | None) -> str:
     return urllib.parse.unquote(text or "", errors="replace")
 
 
-@fast_init
 @dataclass(frozen=True)
 class SipUri:
     """A sip:, sips: or tel: URI; tel: keeps its number in ``user``."""
