@@ -11,10 +11,9 @@ in auto-answer mode, no ring delay), SIPp places:
    stopping at the first rate with a failed call.
 
 Before the calls, each peer's idle activity over ``--idle-seconds`` (default 3, after 2 s to
-settle): its CPU
-(utime + stime of all its threads, % of one core) and its wake-ups a second (the voluntary
-and involuntary context switches of all its threads). A peer that polls is never long
-asleep, and a sleeping process takes a virtual machine's CPU longer to wake.
+settle): its CPU (utime + stime of all its threads, % of one core) and its wake-ups a second
+(the voluntary and involuntary context switches of all its threads). A peer that polls is
+never long asleep, and a sleeping process takes a virtual machine's CPU longer to wake.
 
 Printed per peer: INVITE->200 median and p90 in ms, the highest rate of the ramp with
 0 failed calls, the idle activity, and the softphone/pjsua2 ratios.  ``--json`` prints one JSON object
