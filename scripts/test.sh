@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 # xdist's default scheduling, 8 with this one, on two cores. The real-time tests (speech
 # quality, recordings that must keep up, sound devices) then run alone, so that no other
 # test takes the CPU from their media clocks.
+# The phones the tests start (hundreds of processes) load the package's bytecode instead
+# of compiling it each time (see setup.sh), also after an edit.
+.venv/bin/python -m compileall -q softphone
 PYTEST=(.venv/bin/python -m pytest -q -p no:cacheprovider --durations=10)
 run() {  # pytest's exit code, with 5 (none of the tests asked for is in this part) as success
 	local code=0
