@@ -23,6 +23,7 @@ from softphone.codecs.dtmf import DtmfReceiver, DtmfSender
 from softphone.devices import AudioSink, AudioSource, open_audio_sink, open_audio_source
 from softphone.frames import AudioFrame
 from softphone.media.clock import MediaClock, Ticker
+from softphone.media.fallback import EventCallback, open_or_fallback
 from softphone.media.gain import apply_gain
 from softphone.media.reports import send_reports
 from softphone.media.transport import Address, RtpTransport
@@ -32,10 +33,8 @@ from softphone.rtp.session import RtpSession
 
 log = logging.getLogger(__name__)
 
-EventCallback = Callable[[str, dict[str, Any]], None]
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
-_Device = TypeVar("_Device")
 
 SENDING = frozenset({"sendrecv", "sendonly"})
 RECEIVING = frozenset({"sendrecv", "recvonly"})
@@ -156,10 +155,10 @@ class AudioStream:
     def _open_devices(self) -> None:
         send_samples = self.encoder.sample_rate * self.params.ptime // 1000
         play_samples = self.decoder.sample_rate * self.params.remote_ptime // 1000
-        self.source = _open_or_fallback(open_audio_source, self.options.source, "silence:", self.encoder.sample_rate,
-                                        send_samples, self.on_event)
-        self.sink = _open_or_fallback(open_audio_sink, self.options.sink, "null:", self.decoder.sample_rate,
-                                      play_samples, self.on_event)
+        self.source = open_or_fallback("audio", open_audio_source, self.options.source, "silence:", self.on_event,
+                                       sample_rate=self.encoder.sample_rate, channels=1, frame_samples=send_samples)
+        self.sink = open_or_fallback("audio", open_audio_sink, self.options.sink, "null:", self.on_event,
+                                     sample_rate=self.decoder.sample_rate, channels=1, frame_samples=play_samples)
 
     async def stop(self) -> None:
         if self._stopped:
@@ -465,29 +464,6 @@ def _ignore_event(name: str, data: dict[str, Any]) -> None:
 def _timed(work: Callable[[_In], _Out], item: _In) -> tuple[_Out, float]:
     started = time.thread_time()
     return work(item), time.thread_time() - started
-
-
-# devices that failed to open recently: spec -> monotonic time of the failure
-_UNAVAILABLE: dict[str, float] = {}
-RETRY_AFTER = 10.0
-
-
-def _open_or_fallback(opener: Callable[..., _Device], spec: str, fallback: str, rate: int, samples: int,
-                      on_event: EventCallback) -> _Device:
-    """Open a device; a device that cannot be opened must not cost the call."""
-    failed = _UNAVAILABLE.get(spec)
-    if failed is None or time.monotonic() - failed > RETRY_AFTER:
-        try:
-            device = opener(spec, sample_rate=rate, channels=1, frame_samples=samples)
-        except Exception as exc:  # no sound card, a device that went away, PortAudio errors...
-            if failed is None:
-                log.warning("audio device %r unavailable (%s); using %r", spec, exc, fallback)
-            _UNAVAILABLE[spec] = time.monotonic()
-            on_event("device_error", {"device": spec, "error": str(exc), "using": fallback})
-        else:
-            _UNAVAILABLE.pop(spec, None)
-            return device
-    return opener(fallback, sample_rate=rate, channels=1, frame_samples=samples)
 
 
 def random_cname() -> str:

@@ -17,14 +17,14 @@ import concurrent.futures
 import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any
 
 from softphone.codecs import CodecError, create_video_decoder, create_video_encoder
 from softphone.devices import VideoSink, VideoSource, open_video_sink, open_video_source
 from softphone.devices.registry import parse_device
 from softphone.frames import VideoFrame
+from softphone.media.fallback import EventCallback, open_or_fallback
 from softphone.media.reports import send_reports
 from softphone.media.transport import Address, RtpTransport
 from softphone.rtp.nack import NackTracker, ReorderBuffer, SentHistory, hold_time
@@ -35,8 +35,6 @@ from softphone.rtp.session import RtpSession
 
 log = logging.getLogger(__name__)
 
-EventCallback = Callable[[str, dict[str, Any]], None]
-_Device = TypeVar("_Device")
 CLOCK = 90000  # RFC 3551: video payload formats use a 90 kHz clock
 SENDING = frozenset({"sendrecv", "sendonly"})
 RECEIVING = frozenset({"sendrecv", "recvonly"})
@@ -132,18 +130,15 @@ class VideoStream:
         loop = self._loop = asyncio.get_running_loop()
         self._started = time.monotonic()
         opts = self.options
-        self.source = _open_or_null(
-            open_video_source, opts.source, "null:", self.on_event, width=opts.width, height=opts.height, fps=opts.fps
-        )
+        size = {"width": opts.width, "height": opts.height, "fps": opts.fps}
+        self.source = open_or_fallback("video", open_video_source, opts.source, "null:", self.on_event, **size)
         sink = opts.sink
         if parse_device(sink)[0] == "opencv" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
             # without a display Qt would abort the whole process
             error = "no display (DISPLAY is not set)"
             self.on_event("device_error", {"device": sink, "error": error, "using": "null:"})
             sink = "null:"
-        self.sink = _open_or_null(
-            open_video_sink, sink, "null:", self.on_event, width=opts.width, height=opts.height, fps=opts.fps
-        )
+        self.sink = open_or_fallback("video", open_video_sink, sink, "null:", self.on_event, **size)
         self.transport.set_receivers(self._on_rtp, self._on_rtcp)
         self._tasks = [
             loop.create_task(self._send_loop()),
@@ -420,15 +415,3 @@ class VideoStream:
 
 def _even(value: float) -> int:
     return max(2, int(value) // 2 * 2)
-
-
-def _open_or_null(
-    opener: Callable[..., _Device], spec: str, fallback: str, on_event: EventCallback, **kwargs: Any
-) -> _Device:
-    """A camera or window that cannot be opened must not cost the call: use ``null:``."""
-    try:
-        return opener(spec, **kwargs)
-    except Exception as exc:
-        log.warning("video device %r unavailable (%s); using %r", spec, exc, fallback)
-        on_event("device_error", {"device": spec, "error": str(exc), "using": fallback})
-        return opener(fallback, **kwargs)
