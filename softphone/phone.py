@@ -245,23 +245,16 @@ class Phone:
         """Serve until our BYEs are answered, at most Timer F (64*T1). The call ended for the
         user when the BYE went (RFC 3261 §15.1.1), but its transaction retransmits it until an
         answer or Timer F (§17.1.2): closing the socket sooner leaves a peer that lost the first
-        copies in the call until its media times out."""
+        copies in the call until its media times out. Likewise for a BYE we answered: if our 200
+        is lost, the peer's copy comes T1 later; serve until it has been quiet for 2*T1 (at
+        most Timer J), not leave it retransmitting until its Timer F."""
         network = self._network
-        if network is None or not self.endpoint.unanswered("BYE"):
+        if network is None:
             return
-        answered = asyncio.Event()
-
-        def check() -> None:
-            if not self.endpoint.unanswered("BYE"):
-                answered.set()
-
-        network.on_kick = check
-        try:
-            await asyncio.wait_for(answered.wait(), self.timers.timer_f)
-        except asyncio.TimeoutError:
+        if not await network.serve_until(lambda: not self.endpoint.unanswered("BYE"), self.timers.timer_f):
             log.info("a BYE is still unanswered after Timer F")
-        finally:
-            network.on_kick = None
+        await network.linger(lambda: self.endpoint.answered("BYE") > 0, 2 * self.timers.t1,
+                             self.timers.timer_j(reliable=False))
 
     async def close(self, timeout: float = 1.0) -> None:
         """Hang up every call (BYE or CANCEL) and unregister, waiting at most ``timeout``

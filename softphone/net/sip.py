@@ -303,6 +303,36 @@ class SipNetwork:
         if deadline is not None:
             self._timer = self.loop.call_at(deadline + TIMER_SLACK, self._on_timer)
 
+    async def serve_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Keep serving until ``done()`` holds after the core's turn (a message or a timer), at
+        most ``timeout`` seconds; whether it came to hold."""
+        if done():
+            return True
+        reached = asyncio.Event()
+
+        def check() -> None:
+            if done():
+                reached.set()
+
+        self.on_kick = check
+        try:
+            await asyncio.wait_for(reached.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self.on_kick = None
+
+    async def linger(self, expected: Callable[[], bool], quiet: float, longest: float) -> None:
+        """Keep serving while ``expected()`` (the peer may still send: an answer of ours lost)
+        until nothing has come in for ``quiet`` seconds, at most ``longest``."""
+        deadline = self.now() + longest
+        while expected():
+            wait = min(self._received_at + quiet, deadline) - self.now()
+            if wait <= 0:
+                return
+            await self.serve_until(lambda: not expected(), wait)
+
     def backlog(self) -> int:
         """Bytes of datagrams waiting in the UDP socket's receive buffer, not read yet (Linux's
         SO_MEMINFO, which counts each datagram's kernel buffer, about 2 KiB for a SIP request;

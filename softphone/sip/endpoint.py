@@ -203,6 +203,12 @@ class Endpoint:
         waiting = ("calling", "trying", "proceeding")
         return sum(1 for e in self._clients.values() if e.request.method == method and e.transaction.state in waiting)
 
+    def answered(self, method: str) -> int:
+        """Requests of ``method`` we have answered whose server transactions still answer their
+        retransmissions (Completed: until Timer J, 64*T1 over UDP, at once over TCP and TLS)."""
+        servers = self._servers.values()
+        return sum(1 for e in servers if e.request.method == method and e.transaction.state == "completed")
+
     # ------------------------------------------------------------ inbound
 
     def receive(self, data: bytes, source: Peer, now: float) -> list[Event]:
