@@ -4,7 +4,6 @@ the log says it once, and the device is tried again after RETRY_AFTER."""
 from __future__ import annotations
 
 import logging
-import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -55,9 +54,20 @@ def test_a_missing_camera_is_logged_once_and_each_call_reports_the_stand_in(
     assert all(data["device"] == spec and data["using"] == "null:" and data["error"] for _, data in events)
 
 
+class Clock:
+    """The fallback's clock, moved by the test: no real waiting, no race with a busy machine."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
 def test_a_device_is_tried_again_after_retry_after_and_counts_as_new_once_it_worked(
         tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fallback, "RETRY_AFTER", 0.05)
+    clock = Clock()
+    monkeypatch.setattr(fallback, "time", clock)
     path = tmp_path / "in.wav"
     spec = f"file: {path}"
     opener = Counting(open_audio_source)
@@ -71,7 +81,7 @@ def test_a_device_is_tried_again_after_retry_after_and_counts_as_new_once_it_wor
         assert isinstance(open_it(), SilenceSource)
         assert isinstance(open_it(), SilenceSource)
         assert opener.asked.count(spec) == 1
-        time.sleep(0.06)
+        clock.now += fallback.RETRY_AFTER
         assert isinstance(open_it(), SilenceSource)  # tried again, still missing: not logged again
         assert opener.asked.count(spec) == 2 and len(warnings(caplog)) == 1
         with wave.open(str(path), "wb") as out:
@@ -79,8 +89,9 @@ def test_a_device_is_tried_again_after_retry_after_and_counts_as_new_once_it_wor
             out.setsampwidth(2)
             out.setframerate(8000)
             out.writeframes(b"\x00\x01" * 800)
+        clock.now += fallback.RETRY_AFTER - 1
         assert isinstance(open_it(), SilenceSource)  # within RETRY_AFTER of the last failure
-        time.sleep(0.06)
+        clock.now += 1  # RETRY_AFTER after the last failure (whole seconds: exact in floating point)
         assert isinstance(open_it(), WavFileSource)
         assert events == ["device_error"] * 4
         path.unlink()
