@@ -26,6 +26,7 @@ import io
 import os
 import pstats
 import re
+import signal
 import socket
 import statistics
 import sys
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace, gap_ms: float, profiler: cProfile.Profile | No
 
         def done(t: asyncio.Task[list[float]]) -> None:
             results.extend(t.result())
-            os.kill(os.getpid(), 2)  # ends `answer` as Ctrl-C would
+            os.kill(os.getpid(), signal.SIGINT)  # ends `answer` as Ctrl-C would
 
         task.add_done_callback(done)
 
