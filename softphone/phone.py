@@ -246,15 +246,14 @@ class Phone:
         user when the BYE went (RFC 3261 §15.1.1), but its transaction retransmits it until an
         answer or Timer F (§17.1.2): closing the socket sooner leaves a peer that lost the first
         copies in the call until its media times out. Likewise for a BYE we answered: if our 200
-        is lost, the peer's copy comes T1 later; serve until it has been quiet for 2*T1 (at
-        most Timer J), not leave it retransmitting until its Timer F."""
+        is lost, the peer sends its BYE again; serve while its next copies are due (see
+        ``Endpoint.copies_due``, at most Timer J), not leave it retransmitting until its Timer F."""
         network = self._network
         if network is None:
             return
         if not await network.serve_until(lambda: not self.endpoint.unanswered("BYE"), self.timers.timer_f):
             log.info("a BYE is still unanswered after Timer F")
-        await network.linger(lambda: self.endpoint.answered("BYE") > 0, 2 * self.timers.t1,
-                             self.timers.timer_j(reliable=False))
+        await network.linger(lambda: self.endpoint.copies_due("BYE"))
 
     async def close(self, timeout: float = 1.0) -> None:
         """Hang up every call (BYE or CANCEL) and unregister, waiting at most ``timeout``

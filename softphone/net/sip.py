@@ -323,15 +323,11 @@ class SipNetwork:
         finally:
             self.on_kick = None
 
-    async def linger(self, expected: Callable[[], bool], quiet: float, longest: float) -> None:
-        """Keep serving while ``expected()`` (the peer may still send: an answer of ours lost)
-        until nothing has come in for ``quiet`` seconds, at most ``longest``."""
-        deadline = self.now() + longest
-        while expected():
-            wait = min(self._received_at + quiet, deadline) - self.now()
-            if wait <= 0:
-                return
-            await self.serve_until(lambda: not expected(), wait)
+    async def linger(self, until: Callable[[], float | None]) -> None:
+        """Keep serving until the time ``until()`` gives has passed, asked again after each turn
+        of the core (a copy of a request we answered moves it on); None: at once."""
+        while (deadline := until()) is not None and (wait := deadline - self.now()) > 0:
+            await self.serve_until(lambda: until() != deadline, wait)
 
     def backlog(self) -> int:
         """Bytes of datagrams waiting in the UDP socket's receive buffer, not read yet (Linux's

@@ -167,6 +167,7 @@ Admission = Callable[[Request, Peer, float], Refusal | None]
 
 ClientTransaction = ClientInviteTransaction | ClientNonInviteTransaction
 ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
+_CLIENTS = (ClientInviteTransaction, ClientNonInviteTransaction)
 
 
 @dataclass
@@ -203,11 +204,25 @@ class Endpoint:
         waiting = ("calling", "trying", "proceeding")
         return sum(1 for e in self._clients.values() if e.request.method == method and e.transaction.state in waiting)
 
-    def answered(self, method: str) -> int:
-        """Requests of ``method`` we have answered whose server transactions still answer their
-        retransmissions (Completed: until Timer J, 64*T1 over UDP, at once over TCP and TLS)."""
-        servers = self._servers.values()
-        return sum(1 for e in servers if e.request.method == method and e.transaction.state == "completed")
+    def copies_due(self, method: str) -> float | None:
+        """Until when a peer whose final answer from us was lost would send its request of
+        ``method`` again: the latest over our server transactions still answering copies
+        (Completed: until Timer J, 64*T1 over UDP; none over TCP and TLS); None without one.
+
+        A peer retransmits T1 after its first copy, then doubling each gap up to T2 (RFC 3261
+        §17.1.2.2): the gap after a copy is the time since the first copy plus T1. The next copy
+        may be lost as well, so this waits for the two gaps after the last copy that came, and
+        T1/2 more for the way."""
+        t1, t2 = self.timers.t1, self.timers.t2
+        latest: float | None = None
+        for e in self._servers.values():
+            tx = e.transaction
+            if e.request.method != method or tx.state != "completed" or isinstance(tx, _CLIENTS):
+                continue
+            gap = min(tx.last_copy - tx.created + t1, t2)
+            due = tx.last_copy + gap + min(2 * gap, t2) + t1 / 2
+            latest = due if latest is None else max(latest, due)
+        return latest
 
     # ------------------------------------------------------------ inbound
 
@@ -276,7 +291,7 @@ class Endpoint:
         if entry is None:
             log.debug("stray response %s for %s", response.status, response.call_id)
             return []
-        assert isinstance(entry.transaction, (ClientInviteTransaction, ClientNonInviteTransaction))
+        assert isinstance(entry.transaction, _CLIENTS)
         return self._run(entry, entry.transaction.receive(response, now), self._clients, key)
 
     # ------------------------------------------------------------ outbound

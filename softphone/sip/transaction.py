@@ -334,6 +334,7 @@ class _ServerTransaction(_Transaction):
     def __init__(self, request: Request, *, reliable: bool, timers: Timers, now: float) -> None:
         super().__init__(request, reliable=reliable, timers=timers, now=now)
         self.last_response: bytes | None = None  # as sent, for retransmissions
+        self.last_copy = now  # when the request last came, first or again
 
     @property
     def key(self) -> TransactionKey:
@@ -349,6 +350,7 @@ class _ServerTransaction(_Transaction):
             return self._input("ACK", request, now)
         if request.method != self.request.method:
             raise ValueError(f"{request.method} does not belong to a {self.request.method} transaction")
+        self.last_copy = now
         return self._input(self.REQUEST_INPUT, request, now)
 
     def respond(self, response: Response, now: float) -> list[Output]:

@@ -233,3 +233,30 @@ def test_the_stamped_request_keeps_what_was_parsed_and_equals_a_fresh_parse() ->
         assert getattr(request, name) == getattr(unprimed, name), name
     assert request.headers == fresh.headers
     assert [name for name, _ in request.headers.items][:1] == ["Via"]
+
+
+def test_copies_of_an_answered_request_are_due_for_two_back_off_gaps_after_the_last() -> None:
+    """A peer that lost our 200 sends its request again T1 later, then doubling the gap up to
+    T2 (RFC 3261 §17.1.2.2); the copy after that may be lost as well. Until when more copies
+    may come: the two gaps after the last copy, the first being the time since the first copy
+    plus T1, and T1/2 more. Over TCP, and once Timer J has fired, none is due."""
+    t1, t2 = 0.5, 4.0
+    endpoint = Endpoint(Timers(t1=t1, t2=t2))
+    bye = (INVITE.replace(b"INVITE sip", b"BYE sip").replace(b"7 INVITE", b"8 BYE"))
+    assert endpoint.copies_due("BYE") is None
+    request = endpoint.receive(bye, SOURCE, 10.0)[0].request  # type: ignore[union-attr]
+    assert endpoint.copies_due("BYE") is None  # not answered yet: nothing to repeat
+    endpoint.respond(request, build_response(request, 200, to_tag="b1"), 10.0)
+    endpoint.datagrams_to_send()
+    assert endpoint.copies_due("OPTIONS") is None
+    assert endpoint.copies_due("BYE") == 10.0 + t1 + 2 * t1 + t1 / 2  # copies at +T1, then +2*T1
+    endpoint.receive(bye, SOURCE, 11.5)  # its second copy lost, its third came
+    assert len(endpoint.datagrams_to_send()) == 1
+    assert endpoint.copies_due("BYE") == 11.5 + 2.0 + t2 + t1 / 2  # its next gaps: 4*T1, then T2
+    endpoint.handle_timer(10.0 + 64 * t1)  # Timer J: the transaction has stopped answering
+    assert endpoint.copies_due("BYE") is None
+
+    tcp = Endpoint(Timers(t1=t1, t2=t2))
+    request = tcp.receive(bye, Peer("tcp", "192.0.2.7", 40000), 0.0)[0].request  # type: ignore[union-attr]
+    tcp.respond(request, build_response(request, 200, to_tag="b1"), 0.0)
+    assert tcp.copies_due("BYE") is None  # Timer J is 0 over a reliable transport
