@@ -38,6 +38,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from wire import WireClock  # noqa: E402
+
 SCENARIOS = ROOT / "tests" / "interop" / "scenarios"
 PJSUA2_PEER = ROOT / "tests" / "interop" / "pjsua2_peer.py"
 HOST = "127.0.0.1"
@@ -205,7 +209,24 @@ class Pjsua2Answerer(Answerer):
 
 
 def run_sipp(work: Path, tag: str, port: int, calls: int, rate: int, call_ms: int,
-             scenario: Path, limit_s: float) -> dict:
+             scenario: Path, limit_s: float, wire: bool = False) -> dict:
+    """One SIPp run; with ``wire``, INVITE->200 also from the kernel's timestamps on ``lo``."""
+    if not wire:
+        return _run_sipp(work, tag, port, calls, rate, call_ms, scenario, limit_s)
+    try:
+        clock = WireClock(port)
+    except OSError as e:  # no CAP_NET_RAW
+        run = _run_sipp(work, tag, port, calls, rate, call_ms, scenario, limit_s)
+        run["wire_error"] = str(e)
+        return run
+    with clock:
+        run = _run_sipp(work, tag, port, calls, rate, call_ms, scenario, limit_s)
+    run["wire_ms"] = clock.setup_ms()
+    return run
+
+
+def _run_sipp(work: Path, tag: str, port: int, calls: int, rate: int, call_ms: int,
+              scenario: Path, limit_s: float) -> dict:
     log_file = work / f"{tag}_logs.log"
     stat_file = work / f"{tag}_stat.csv"
     err_file = work / f"{tag}_errors.log"
@@ -284,16 +305,11 @@ def bench_peer(peer: Answerer, work: Path, args: argparse.Namespace, deadline: D
         time.sleep(IDLE_SETTLE_S)  # the softphone loads its media libraries once it listens
         res["idle"] = idle_activity(peer.proc.pid, args.idle_seconds)
     main = run_sipp(work, f"{peer.name}_main", peer.port, args.calls, args.rate,
-                    args.call_ms, scenario, min(deadline.left(), 120))
-    times = main.pop("setup_ms")
+                    args.call_ms, scenario, min(deadline.left(), 120), wire=args.wire)
+    res["invite_200_ms"] = summary(main.pop("setup_ms"))
+    if "wire_ms" in main:
+        res["wire_invite_200_ms"] = summary(main.pop("wire_ms"))
     res["main"] = main
-    res["invite_200_ms"] = {
-        "n": len(times),
-        "median": round(statistics.median(times), 3) if times else None,
-        "p90": round(percentile(times, 90), 3) if times else None,
-        "min": round(min(times), 3) if times else None,
-        "max": round(max(times), 3) if times else None,
-    }
     ramp = []
     max_cps = 0
     for rate in args.ramp:
@@ -319,6 +335,16 @@ def bench_peer(peer: Answerer, work: Path, args: argparse.Namespace, deadline: D
     res["ramp_all_clean"] = len(done) == len(args.ramp) and all(clean(r) for r in done)
     res["alive_after"] = peer.alive()
     return res
+
+
+def summary(times: list[float]) -> dict:
+    return {
+        "n": len(times),
+        "median": round(statistics.median(times), 3) if times else None,
+        "p90": round(percentile(times, 90), 3) if times else None,
+        "min": round(min(times), 3) if times else None,
+        "max": round(max(times), 3) if times else None,
+    }
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -351,6 +377,12 @@ def report_text(out: dict) -> str:
             cps = "(exited) " + cps
         lines.append(f"{name:<10} {fmt(t['median'], ' ms'):>19} {fmt(t['p90'], ' ms'):>9} "
                      f"{m['successful']:>5}/{m['failed']:<4} {cps:>19}")
+        if "wire_invite_200_ms" in r:
+            w = r["wire_invite_200_ms"]
+            lines.append(f"{'':<10}   on the wire: median {fmt(w['median'], ' ms')}, p90 {fmt(w['p90'], ' ms')} "
+                         f"({w['n']} calls)")
+        elif "wire_error" in m:
+            lines.append(f"{'':<10}   on the wire: not measured ({m['wire_error']})")
         if "idle" in r:
             lines.append(f"{'':<10}   idle before the calls: {r['idle']['cpu_pct']:.2f} % CPU, "
                          f"{r['idle']['wakeups_per_s']:g} wake-ups/s")
@@ -366,6 +398,8 @@ def report_text(out: dict) -> str:
     if rt:
         lines.append(f"ratio softphone/pjsua2: median {fmt(rt['median'])}, p90 {fmt(rt['p90'])}, "
                      f"max cps {fmt(rt['max_cps'])}")
+        if "wire_median" in rt:
+            lines.append(f"ratio on the wire: median {fmt(rt['wire_median'])}, p90 {fmt(rt['wire_p90'])}")
     lines.append(f"wall time {out['wall_s']} s")
     return "\n".join(lines)
 
@@ -385,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peers", default="softphone,pjsua2", help="which answerers to measure")
     p.add_argument("--max-time", type=float, default=170.0, help="bound of the whole run (s)")
     p.add_argument("--python", default=sys.executable, help="interpreter for both peers")
+    p.add_argument("--no-wire", dest="wire", action="store_false",
+                   help="only SIPp's stamps, not the kernel's on lo (those need CAP_NET_RAW)")
     p.add_argument("--keep", action="store_true", help="keep the scratch folder (traces)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
@@ -438,6 +474,10 @@ def main(argv: list[str] | None = None) -> int:
             "p90": ratio(sp["invite_200_ms"]["p90"], pj["invite_200_ms"]["p90"]),
             "max_cps": ratio(sp["max_cps_zero_failures"], pj["max_cps_zero_failures"]),
         }
+        if "wire_invite_200_ms" in sp and "wire_invite_200_ms" in pj:
+            sw, pw = sp["wire_invite_200_ms"], pj["wire_invite_200_ms"]
+            out["ratio"]["wire_median"] = ratio(sw["median"], pw["median"])
+            out["ratio"]["wire_p90"] = ratio(sw["p90"], pw["p90"])
     out["wall_s"] = round(time.monotonic() - t_start, 1)
     if args.json:
         print(json.dumps(out))

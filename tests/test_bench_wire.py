@@ -1,0 +1,46 @@
+"""The call-setup benchmark's wire clock: INVITE->200 from the kernel's timestamps on lo."""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts" / "bench"))
+
+from wire import WireClock
+
+
+def message(first_line: str, call_id: str, cseq: str) -> bytes:
+    return (f"{first_line}\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-{call_id}\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+def test_first_invite_and_first_200_to_it_per_call() -> None:
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("a packet socket needs root, and CI is set", pytrace=False)
+        pytest.skip("a packet socket needs root")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as caller, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as answerer:
+        caller.bind(("127.0.0.1", 0))
+        answerer.bind(("127.0.0.1", 0))
+        to_answerer, to_caller = answerer.getsockname(), caller.getsockname()
+        with WireClock(to_answerer[1]) as clock:
+            invite = message("INVITE sip:a@127.0.0.1 SIP/2.0", "c1", "1 INVITE")
+            caller.sendto(invite, to_answerer)
+            time.sleep(0.05)
+            caller.sendto(invite, to_answerer)  # a copy: the first counts
+            answerer.sendto(message("SIP/2.0 180 Ringing", "c1", "1 INVITE"), to_caller)
+            answerer.sendto(message("SIP/2.0 200 OK", "c1", "1 INVITE"), to_caller)
+            answerer.sendto(message("SIP/2.0 200 OK", "c1", "1 INVITE"), to_caller)  # a copy
+            caller.sendto(message("BYE sip:a@127.0.0.1 SIP/2.0", "c1", "2 BYE"), to_answerer)
+            answerer.sendto(message("SIP/2.0 200 OK", "c1", "2 BYE"), to_caller)  # not to the INVITE
+            caller.sendto(message("INVITE sip:a@127.0.0.1 SIP/2.0", "c2", "1 INVITE"), to_answerer)  # unanswered
+            caller.sendto(message("INVITE sip:a@127.0.0.1 SIP/2.0", "c3", "1 INVITE"), to_caller)  # elsewhere
+    assert set(clock.invites) == {b"c1", b"c2"} and set(clock.answers) == {b"c1"}
+    (setup_ms,) = clock.setup_ms()
+    assert setup_ms >= 50  # from the first INVITE, sent 50 ms before its copy
