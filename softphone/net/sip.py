@@ -7,6 +7,7 @@ bytes, keeps the endpoint's timer scheduled, and hands events to a callback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import itertools
 import logging
@@ -158,20 +159,16 @@ class SipNetwork:
         self.bind_host = host
         family = socket.AF_INET6 if is_ipv6(host) else socket.AF_INET
         try:
-            transport, _ = await self.loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self), local_addr=(host, port), family=family
-            )
+            sock = bind_udp(family, host, port)
         except OSError as exc:
             raise TransportError(f"cannot listen on UDP {_hostport(host, port)}: {exc.strerror or exc}") from exc
-        self._udp = transport
-        sock = self._udp_socket = transport.get_extra_info("socket")
-        if sock is not None:
-            # bursts (many registrations or calls at once) must not overflow the default buffer
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
-            except OSError:
-                pass
-        self.ports["udp"] = transport.get_extra_info("sockname")[1]
+        try:
+            transport, _ = await self.loop.create_datagram_endpoint(lambda: _UdpProtocol(self), sock=sock)
+        except OSError as exc:
+            sock.close()
+            raise TransportError(f"cannot listen on UDP {_hostport(host, port)}: {exc.strerror or exc}") from exc
+        self._udp, self._udp_socket = transport, sock
+        self.ports["udp"] = sock.getsockname()[1]
         if tcp:
             wanted = self.ports["udp"] if tcp_port is None or tcp_port == 0 and port == 0 else tcp_port
             try:
@@ -513,6 +510,22 @@ class SipNetwork:
             if self._by_peer.get(connection.key) == connection.id:
                 del self._by_peer[connection.key]
             connection.writer.close()
+
+
+def bind_udp(family: int, host: str, port: int) -> socket.socket:
+    """The SIP UDP socket, bound. The phone keeps it and hands it to the loop, so that
+    ``SipNetwork.backlog`` asks it directly: uvloop's transport gives a stand-in that builds a
+    socket object on each call. Bursts (many registrations or calls at once) must not overflow
+    the default receive buffer."""
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+    return sock
 
 
 def _plain_host(host: str) -> str:

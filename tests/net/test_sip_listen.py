@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from softphone.errors import TransportError
+from softphone.net import sip
 from softphone.net.sip import SipNetwork
 from softphone.sip.endpoint import Endpoint
 from softphone.sip.timers import Timers
@@ -23,21 +24,20 @@ def taken_tcp_port() -> socket.socket:
 async def listen_with_first_udp_port(first: int, port: int, tcp_port: int | None = None) -> SipNetwork:
     """listen(); the system's first UDP port is replaced by ``first`` (whose TCP side is taken)."""
     network = SipNetwork(Endpoint(Timers()), lambda events: None)
-    loop = asyncio.get_running_loop()
-    original = loop.create_datagram_endpoint
+    original = sip.bind_udp
     tried: list[tuple[str, int]] = []
 
-    async def endpoint(factory, local_addr, family):  # type: ignore[no-untyped-def]
-        tried.append(local_addr)
-        if len(tried) == 1 and local_addr[1] == 0:
-            local_addr = (local_addr[0], first)
-        return await original(factory, local_addr=local_addr, family=family)
+    def bind(family: int, host: str, port: int) -> socket.socket:
+        tried.append((host, port))
+        if len(tried) == 1 and port == 0:
+            port = first
+        return original(family, host, port)
 
-    loop.create_datagram_endpoint = endpoint  # type: ignore[method-assign]
+    sip.bind_udp = bind  # type: ignore[assignment]
     try:
         await network.listen("127.0.0.1", port, tcp_port=tcp_port)
     finally:
-        del loop.create_datagram_endpoint
+        sip.bind_udp = original  # type: ignore[assignment]
     return network
 
 
