@@ -6,9 +6,8 @@ its 200; a peer that lost it retransmitted the BYE into a closed port until its 
 later. Here a caller on a plain UDP socket plays that peer: it takes the 200 to its BYE as
 lost and sends the same BYE again.
 
-The copy after a lost 200 may itself be lost. Until it was answered again, the phone left once
-nothing had come for 2*T1, before the peer's next copy, which comes 2*T1 after the lost one
-(3*T1 after the first).
+The copy after a lost 200 may itself be lost. The phone used to leave once nothing had come for
+2*T1: the copy after the lost one, 3*T1 after the first, found its port closed.
 """
 from __future__ import annotations
 
