@@ -15,8 +15,10 @@ settle): its CPU (utime + stime of all its threads, % of one core) and its wake-
 (the voluntary and involuntary context switches of all its threads). A peer that polls is
 never long asleep, and a sleeping process takes a virtual machine's CPU longer to wake.
 
-Printed per peer: INVITE->200 median and p90 in ms, the highest rate of the ramp with
-0 failed calls, the idle activity, and the softphone/pjsua2 ratios.  ``--json`` prints one JSON object
+Printed per peer: INVITE->200 median and p90 in ms, by SIPp's clock and on the wire (the
+kernel's timestamps of the two datagrams on lo, see wire.py; ``--no-wire``: SIPp's only),
+the highest rate of the ramp with 0 failed calls, the idle activity, and the softphone/pjsua2
+ratios.  ``--json`` prints one JSON object
 instead.  Everything runs on 127.0.0.1; every process is stopped by its PID; the whole
 run is bounded by ``--max-time`` (default 170 s).
 """
