@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import itertools
 import logging
@@ -32,6 +33,12 @@ log = logging.getLogger(__name__)
 wire = logging.getLogger("softphone.wire")
 
 SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # Linux: receive-buffer bytes in use, and its size first
+# Linux: ICMP errors queued with the address they are about (read with MSG_ERRQUEUE); names
+# Python 3.11 lacks. A struct sock_extended_err starts with ee_errno and ee_origin.
+IP_RECVERR, IPV6_RECVERR = 11, 25
+_ICMP_ORIGINS = (2, 3)  # SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6
+# host, network, port or protocol unreachable: a transport failure (RFC 3261 §18.4)
+_UNREACHABLE = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENOPROTOOPT})
 EventHandler = Callable[[list[Any]], None]
 
 
@@ -99,6 +106,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         log.debug("UDP error: %s", exc)
+        self.network.unreachable()
 
 
 class SipNetwork:
@@ -339,6 +347,33 @@ class SipNetwork:
             return 0
         return int(struct.unpack_from("=I", info)[0])
 
+    def unreachable(self) -> None:
+        """Read the ICMP errors queued on the UDP socket: a destination that is unreachable
+        (its port closed, say, when the peer has exited) fails its client transactions at once,
+        instead of their retransmitting on to Timer B or F (RFC 3261 §18.4)."""
+        sock = self._udp_socket if self._udp is not None else None
+        if sock is None:
+            return
+        failed: set[tuple[str, int]] = set()
+        for _ in range(64):  # bounded: a flood cannot hold the loop here
+            try:
+                _, ancillary, _, address = sock.recvmsg(0, 256, socket.MSG_ERRQUEUE)
+            except OSError:  # nothing more queued
+                break
+            for level, kind, data in ancillary:
+                if kind in (IP_RECVERR, IPV6_RECVERR) and level in (socket.IPPROTO_IP, socket.IPPROTO_IPV6) \
+                        and len(data) >= 5 and data[4] in _ICMP_ORIGINS \
+                        and struct.unpack_from("=I", data)[0] in _UNREACHABLE:
+                    failed.add((_plain_host(address[0]), address[1]))
+        now = self.now()
+        for host, port in sorted(failed):
+            log.info("UDP %s unreachable", _hostport(host, port))
+            events = self.core.transport_failed(Peer("udp", host, port), now)
+            if events:
+                self.handler(events)
+        if failed:
+            self.kick()
+
     def send_raw(self, data: bytes, peer: Peer) -> None:
         """Bytes outside any transaction: keep-alives."""
         self._send(Outgoing(data, peer))
@@ -514,9 +549,9 @@ class SipNetwork:
 
 def bind_udp(family: int, host: str, port: int) -> socket.socket:
     """The SIP UDP socket, bound. The phone keeps it and hands it to the loop, so that
-    ``SipNetwork.backlog`` asks it directly: uvloop's transport gives a stand-in that builds a
-    socket object on each call. Bursts (many registrations or calls at once) must not overflow
-    the default receive buffer."""
+    ``SipNetwork.backlog`` and ``SipNetwork.unreachable`` ask it directly: uvloop's transport
+    gives a stand-in that builds a socket object on each call. Bursts (many registrations or
+    calls at once) must not overflow the default receive buffer."""
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         sock.bind((host, port))
@@ -525,6 +560,11 @@ def bind_udp(family: int, host: str, port: int) -> socket.socket:
         raise
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+    with contextlib.suppress(OSError):  # Linux only: elsewhere an ICMP error names no address
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
     return sock
 
 

@@ -333,11 +333,14 @@ class Endpoint:
             self._schedule("a", akey)
 
     def transport_failed(self, peer: Peer, now: float) -> list[Event]:
-        """Sending to ``peer`` failed (e.g. a TCP connection was refused): its client
-        transactions end at once instead of waiting for Timer B or F."""
+        """Sending to ``peer`` failed (a TCP connection refused or lost, an ICMP unreachable):
+        its client transactions end at once instead of waiting for Timer B or F. One whose state
+        has no transport error in its figure (an INVITE in Proceeding or Accepted, a non-INVITE
+        in Completed) goes on as it was."""
         events: list[Event] = []
         for key, entry in list(self._clients.items()):
-            if (entry.peer.transport, entry.peer.host, entry.peer.port) == (peer.transport, peer.host, peer.port):
+            if (entry.peer.transport, entry.peer.host, entry.peer.port) == (peer.transport, peer.host, peer.port) \
+                    and entry.transaction.takes("Transport Err"):
                 events += self._run(entry, entry.transaction.transport_error(now), self._clients, key)
         return events
 

@@ -229,6 +229,10 @@ class StateMachine:
         """When ``handle_timer`` must next be called, or None with no timer running."""
         return self._deadlines.next_deadline()
 
+    def takes(self, event: str) -> bool:
+        """Whether ``event`` has a transition in the current state."""
+        return (self.state, event) in self.TABLE
+
     def handle_timer(self, now: float) -> list[Output]:
         """Fire every timer due at ``now``, earliest first."""
         out: list[Output] = []

@@ -136,7 +136,8 @@ def test_sipp_uac_av_calls_softphone(softphone, sipp, transport):
 def test_unanswered_bye_ends_the_call(softphone, sipp):
     """RFC 3261 §15.1.1: the session is over once the BYE is sent; a peer that never answers it
     costs a few retransmissions before the call counts as completed, not Timer F (64*T1 = 32 s).
-    The BYE's transaction still runs to Timer F (§17.1.2) before the command exits."""
+    The BYE's transaction still runs (§17.1.2) until SIPp has exited: the ICMP port unreachable
+    for the next copy ends it then (§18.4), before Timer F."""
     uas = sipp("uas_bye_unanswered.xml", None, "-t", "u1", "-m", 1, timeout=40)
     sp = softphone("--bind", "127.0.0.1", "--sip-port", "0", "--rtp-port", "0", "call",
                    f"sip:service@127.0.0.1:{uas.local_port}", "--no-video", "--duration", "1", "--timeout", "15")

@@ -81,3 +81,33 @@ def test_answer_once_answers_a_bye_sent_again_after_its_200_was_lost(softphone: 
         again = final_response(peer, "BYE", 5)
     assert again is not None and again.startswith(b"SIP/2.0 200"), phone.describe()
     assert phone.wait(20) == 0, phone.describe()  # then it leaves by itself
+
+
+@pytest.mark.timeout(60)
+def test_a_bye_to_a_closed_port_ends_its_transaction_at_once(softphone: Any) -> None:
+    """RFC 3261 §18.4: an ICMP port unreachable for a request is a transport failure. A peer
+    whose process has exited leaves its port closed: the phone's BYE fails at once and
+    ``call`` exits, instead of retransmitting into the closed port until Timer F (32 s)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        peer.bind((HOST, 0))
+        port = peer.getsockname()[1]
+        phone = softphone("-v", "--bind", HOST, "--sip-port", "0", "--rtp-port", "0", "call",
+                          f"sip:peer@{HOST}:{port}", "--duration", "1", "--no-video", "--audio-codec", "PCMU",
+                          "--audio-source", "silence:", "--audio-sink", "null:")
+        peer.settimeout(10)
+        invite, source = peer.recvfrom(65535)
+        assert invite.startswith(b"INVITE "), invite
+        head = invite.split(b"\r\n\r\n", 1)[0].decode()
+        kept = [line for line in head.split("\r\n")[1:]
+                if line.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")]
+        ok = "\r\n".join(["SIP/2.0 200 OK", *[f"{line};tag=peer1" if line.lower().startswith("to:") else line
+                                               for line in kept],
+                          f"Contact: <sip:peer@{HOST}:{port}>", "Content-Type: application/sdp",
+                          f"Content-Length: {len(SDP)}", "", SDP])
+        peer.sendto(ok.encode(), source)
+        ack, _ = peer.recvfrom(65535)
+        assert ack.startswith(b"ACK "), ack
+    # the peer's port is closed now: the BYE, sent a second later, meets it
+    assert phone.wait(20) == 0, phone.describe()  # well before Timer F
+    assert phone.summary is not None and phone.summary.get("result") == "completed", phone.describe()
+    assert "unreachable" in phone.stderr, phone.describe()

@@ -260,3 +260,23 @@ def test_copies_of_an_answered_request_are_due_for_two_back_off_gaps_after_the_l
     request = tcp.receive(bye, Peer("tcp", "192.0.2.7", 40000), 0.0)[0].request  # type: ignore[union-attr]
     tcp.respond(request, build_response(request, 200, to_tag="b1"), 0.0)
     assert tcp.copies_due("BYE") is None  # Timer J is 0 over a reliable transport
+
+
+def test_a_transport_failure_ends_the_peers_transactions_that_can_fail_and_leaves_the_rest() -> None:
+    """An ICMP unreachable (or a lost connection) for a peer: its BYE, still unanswered, ends at
+    once; its INVITE, answered 2xx (Accepted: RFC 6026 has no transport error there), goes on."""
+    endpoint = Endpoint(Timers())
+    peer = Peer("udp", "127.0.0.1", 5062)
+    invite = parse_message(INVITE.replace(b"z9hG4bKabc", b"z9hG4bKinv"))
+    bye = parse_message(INVITE.replace(b"INVITE sip", b"BYE sip").replace(b"7 INVITE", b"8 BYE")
+                        .replace(b"z9hG4bKabc", b"z9hG4bKbye"))
+    elsewhere = parse_message(INVITE.replace(b"z9hG4bKabc", b"z9hG4bKother"))
+    assert isinstance(invite, Request) and isinstance(bye, Request) and isinstance(elsewhere, Request)
+    endpoint.send_request(invite, peer, 0.0)
+    endpoint.receive(bytes(build_response(invite, 200, to_tag="x")), peer, 0.1)
+    endpoint.send_request(bye, peer, 1.0)
+    endpoint.send_request(elsewhere, Peer("udp", "127.0.0.1", 5070), 1.0)
+    events = endpoint.transport_failed(peer, 1.1)
+    assert [(e.request.method, e.timer) for e in events if isinstance(e, TransactionTimedOut)] == [("BYE", "transport")]
+    assert endpoint.unanswered("BYE") == 0 and endpoint.unanswered("INVITE") == 1  # the other peer's
+    assert len(endpoint._clients) == 2  # the accepted INVITE and the other peer's
