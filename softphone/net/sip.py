@@ -15,6 +15,7 @@ import logging
 import socket
 import ssl
 import struct
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +36,9 @@ wire = logging.getLogger("softphone.wire")
 SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # Linux: receive-buffer bytes in use, and its size first
 # Linux: ICMP errors queued with the address they are about (read with MSG_ERRQUEUE); names
 # Python 3.11 lacks. A struct sock_extended_err starts with ee_errno and ee_origin.
+_ERROR_QUEUE = sys.platform.startswith("linux")
 IP_RECVERR, IPV6_RECVERR = 11, 25
+_RECVERR = ((socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR))
 _ICMP_ORIGINS = (2, 3)  # SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6
 # host, network, port or protocol unreachable: a transport failure (RFC 3261 §18.4)
 _UNREACHABLE = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENOPROTOOPT})
@@ -352,7 +355,7 @@ class SipNetwork:
         (its port closed, say, when the peer has exited) fails its client transactions at once,
         instead of their retransmitting on to Timer B or F (RFC 3261 §18.4)."""
         sock = self._udp_socket if self._udp is not None else None
-        if sock is None:
+        if sock is None or not _ERROR_QUEUE:
             return
         failed: set[tuple[str, int]] = set()
         for _ in range(64):  # bounded: a flood cannot hold the loop here
@@ -361,8 +364,7 @@ class SipNetwork:
             except OSError:  # nothing more queued
                 break
             for level, kind, data in ancillary:
-                if kind in (IP_RECVERR, IPV6_RECVERR) and level in (socket.IPPROTO_IP, socket.IPPROTO_IPV6) \
-                        and len(data) >= 5 and data[4] in _ICMP_ORIGINS \
+                if (level, kind) in _RECVERR and len(data) >= 5 and data[4] in _ICMP_ORIGINS \
                         and struct.unpack_from("=I", data)[0] in _UNREACHABLE:
                     failed.add((_plain_host(address[0]), address[1]))
         now = self.now()
@@ -560,11 +562,10 @@ def bind_udp(family: int, host: str, port: int) -> socket.socket:
         raise
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
-    with contextlib.suppress(OSError):  # Linux only: elsewhere an ICMP error names no address
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
-        else:
-            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+    if _ERROR_QUEUE:  # elsewhere the option numbers mean other things
+        with contextlib.suppress(OSError):
+            level, option = _RECVERR[1] if family == socket.AF_INET6 else _RECVERR[0]
+            sock.setsockopt(level, option, 1)
     return sock
 
 
