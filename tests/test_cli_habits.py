@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,22 +19,31 @@ from tests.conftest import SOFTPHONE_CMD
 QUIET_RC = "[sound]\ncapture_dev_id=silence:\nplayback_dev_id=null:\n[video]\nenabled=0\n"
 
 
+@pytest.fixture
+def silent_port() -> Any:
+    """A UDP port that takes the INVITE and never answers (a closed one refuses it at once)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
 def _run(*args: str, timeout: float = 30, env: dict[str, str] | None = None, cwd: Path | None = None) -> Any:
     return subprocess.run([*SOFTPHONE_CMD, *args], capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL, env=env, cwd=cwd)
 
 
 @pytest.mark.timeout(60)
-def test_global_options_after_the_subcommand(tmp_path: Path) -> None:
+def test_global_options_after_the_subcommand(tmp_path: Path, silent_port: int) -> None:
     rc = tmp_path / "rc"
     rc.write_text(QUIET_RC)
-    # nobody listens there: the call times out; what matters is that the options were taken
-    done = _run("call", "sip:nobody@127.0.0.1:9", "--json", "-vv", "-c", str(rc), "--bind", "127.0.0.1",
+    # nobody answers there: the call times out; what matters is that the options were taken
+    done = _run("call", f"sip:nobody@127.0.0.1:{silent_port}", "--json", "-vv", "-c", str(rc), "--bind", "127.0.0.1",
                 "--sip-port", "0", "--timeout", "0.5", "--t1-ms", "50")
     events = [json.loads(line) for line in done.stdout.splitlines()]
     assert events[0]["event"] == "listening" and events[0]["host"] == "127.0.0.1", done.stdout
     assert events[-1]["event"] == "summary" and events[-1]["result"] == "cancelled", done.stdout
-    assert "softphone.wire DEBUG >>> 127.0.0.1:9/udp" in done.stderr, done.stderr  # -vv after the subcommand
+    # -vv after the subcommand
+    assert f"softphone.wire DEBUG >>> 127.0.0.1:{silent_port}/udp" in done.stderr, done.stderr
 
 
 @pytest.mark.timeout(30)
@@ -54,15 +64,15 @@ def test_plain_softphone_without_a_terminal_asks_for_a_command() -> None:
 
 
 @pytest.mark.timeout(60)
-def test_quiet_and_log_file(tmp_path: Path) -> None:
+def test_quiet_and_log_file(tmp_path: Path, silent_port: int) -> None:
     rc = tmp_path / "rc"
     rc.write_text(QUIET_RC)
     log = tmp_path / "phone.log"
     args = ("-c", str(rc), "--bind", "127.0.0.1", "--sip-port", "0", "--t1-ms", "50", "call",
-            "sip:nobody@127.0.0.1:9", "--timeout", "0.5")
+            f"sip:nobody@127.0.0.1:{silent_port}", "--timeout", "0.5")
     loud = _run(*args, "-vv", "--log-file", str(log))
     assert "listening on udp 127.0.0.1" in loud.stdout and loud.stderr == "", loud.stderr
-    assert "softphone.wire DEBUG >>> 127.0.0.1:9/udp" in log.read_text()
+    assert f"softphone.wire DEBUG >>> 127.0.0.1:{silent_port}/udp" in log.read_text()
     quiet = _run(*args, "-q")
     assert quiet.stdout == "" and quiet.stderr == "" and quiet.returncode == 0, (quiet.stdout, quiet.stderr)
     unwritable = _run(*args, "--log-file", str(tmp_path / "no" / "such" / "dir.log"))
