@@ -149,13 +149,15 @@ class VideoStream:
         if self._stopped:
             return
         self._stopped = True
+        # nothing more is received from here on (RFC 3261 §15.1.1: once our BYE is sent): what
+        # the peer sends on its way out (its RTCP BYE) must not reach the call's figures
+        self.transport.set_receivers(None, None)
         if self._timer is not None:
             self._timer.cancel()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []  # a cancelled task's error holds its frame, which holds this stream
-        self.transport.set_receivers(None, None)
         remote = self._rtcp_address()
         if remote is not None:
             self.transport.send_rtcp(self.session.rtcp_bye(self._now(), time.time()), remote)
