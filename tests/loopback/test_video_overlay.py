@@ -69,7 +69,7 @@ def test_figures_over_the_picture_and_s_toggles_them(softphone: Callable[..., ob
                        "--audio-sink", "null:", "--audio-codec", "PCMU", "--video-codec", "VP8",
                        "--video-source", "pattern:", "--video-sink", "null:")
     answerer.wait_event("first_video_frame", timeout=20)
-    window = _window(WINDOW_TITLE)
+    window = _window(WINDOW_TITLE, answerer.pid)
     time.sleep(4)  # a few seconds of figures, the round trip measured by RTCP
 
     shown = _wait_for(window, True, tmp_path, "shown")

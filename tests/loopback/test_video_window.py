@@ -21,15 +21,28 @@ def _run(*command: str) -> str:
     return subprocess.run(command, capture_output=True, text=True, timeout=20, check=False).stdout
 
 
-def _window(title: str, timeout: float = 15.0) -> int:
+def _window(title: str, pid: int, timeout: float = 15.0) -> int:
+    """The visible window named `title` that process `pid` owns (its ``_NET_WM_PID``): another
+    phone on the same display may show a window of the same name."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ids = _run("xdotool", "search", "--onlyvisible", "--name", f"^{re.escape(title)}$").split()
+        ids = _run("xdotool", "search", "--all", "--onlyvisible", "--pid", str(pid),
+                   "--name", f"^{re.escape(title)}$").split()
         if ids:
             return int(ids[-1])
         time.sleep(0.1)
-    raise AssertionError(f"no visible window named {title!r}; windows: "
-                         f"{_run('xdotool', 'search', '--name', '.')!r}")
+    raise AssertionError(f"no visible window named {title!r} of process {pid}; {_windows()}")
+
+
+def _windows() -> str:
+    """What the X server shows: each visible window with its name and process, and the focus."""
+    lines = []
+    for window in _run("xdotool", "search", "--onlyvisible", "--name", ".").split():
+        name = _run("xdotool", "getwindowname", window).strip()
+        pid = _run("xdotool", "getwindowpid", window).strip()
+        lines.append(f"{window} {name!r} pid {pid or '?'}")
+    focus = _run("xdotool", "getwindowfocus").strip()
+    return f"visible windows: {lines}; focus: {focus}"
 
 
 def _geometry(window: int) -> tuple[int, int, int, int]:
@@ -61,15 +74,15 @@ def _index_in_window(window: int, path: Path) -> tuple[int | None, np.ndarray]:
 
 @pytest.mark.timeout(90)
 def test_the_window_shows_the_remote_pattern_and_q_ends_the_call(softphone, xvfb, tmp_path):
-    answerer = softphone("--bind", "127.0.0.1", "--sip-port", "0", "--rtp-port", "0", "answer", "--auto", "--once",
-                         "--audio-source", "silence:", "--audio-sink", "null:", "--video-codec", "VP8",
+    answerer = softphone("-v", "--bind", "127.0.0.1", "--sip-port", "0", "--rtp-port", "0", "answer", "--auto",
+                         "--once", "--audio-source", "silence:", "--audio-sink", "null:", "--video-codec", "VP8",
                          "--video-source", "null:", "--video-sink", "opencv:")
     caller = softphone("--bind", "127.0.0.1", "--sip-port", "0", "--rtp-port", "0", "call",
                        f"sip:bob@127.0.0.1:{answerer.port()}", "--duration", "40", "--audio-source", "silence:",
                        "--audio-sink", "null:", "--video-codec", "VP8", "--video-source", "pattern:",
                        "--video-sink", "null:")
     answerer.wait_event("first_video_frame", timeout=20)
-    window = _window(WINDOW_TITLE)
+    window = _window(WINDOW_TITLE, answerer.pid)
 
     # the remote pattern is on screen, and moving: its frame counter goes up
     seen: list[int] = []
@@ -95,7 +108,10 @@ def test_the_window_shows_the_remote_pattern_and_q_ends_the_call(softphone, xvfb
     # q in the window: the answerer hangs up by itself, quickly
     pressed = time.monotonic()
     subprocess.run(["xdotool", "windowfocus", "--sync", str(window), "key", "q"], check=True, timeout=20)
-    end = answerer.wait_event("call_end", timeout=10)
+    try:
+        end = answerer.wait_event("call_end", timeout=10)
+    except AssertionError as exc:
+        raise AssertionError(f"q sent to window {window}; {_windows()}\n{exc}") from None
     took = time.monotonic() - pressed
     assert took < 3.0, f"the call ended {took:.1f} s after q"
     assert answerer.wait(20) == 0, answerer.describe()
