@@ -153,7 +153,10 @@ class Phone:
         self._network = SipNetwork(self.agent, self._execute)
         settings = TlsSettings(sip.root_ca, sip.tls_cert, sip.tls_key, sip.verify_server_certs,
                                sip.verify_server_cn, self.config.path)
-        self._network.tls_client = tls_client_context(settings)
+        if settings.root_ca or settings.cert or settings.key:  # a file that cannot be read stops the start
+            self._network.tls_client = tls_client_context(settings)
+        else:
+            self._network.make_tls_client = lambda: tls_client_context(settings)
         if self.config.net.dns_server:
             self._network.locator = Locator(split_dns_server(self.config.net.dns_server))
         # as in linphone: sip_tcp_port 0 = no TCP, -1 = any free port; sip_port -1 (or 0) = any free port

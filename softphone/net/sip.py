@@ -115,8 +115,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 class SipNetwork:
     """UDP, TCP and TLS listeners for one sans-I/O core, its connections, and its one timer handle.
 
-    ``tls_client`` (an ``ssl.SSLContext``, see :mod:`softphone.net.tls`) enables outgoing TLS;
-    ``listen_tls`` opens a TLS listener."""
+    ``tls_client`` (an ``ssl.SSLContext``, see :mod:`softphone.net.tls`), or ``make_tls_client``
+    that makes it on the first TLS connection, enables outgoing TLS; ``listen_tls`` opens a TLS
+    listener."""
 
     def __init__(
         self, core: SipCore, handler: EventHandler, loop: asyncio.AbstractEventLoop | None = None
@@ -134,6 +135,8 @@ class SipNetwork:
         self._tcp_server: asyncio.AbstractServer | None = None
         self._tls_server: asyncio.AbstractServer | None = None
         self.tls_client: ssl.SSLContext | None = None
+        # Loading the system's trusted certificates takes about 20 ms: not before TLS is used.
+        self.make_tls_client: Callable[[], ssl.SSLContext] | None = None
         self._server_names: dict[tuple[str, int], str] = {}  # TLS peer -> the SIP domain it must prove
         self.tls_failures: dict[ConnectionKey, str] = {}  # the last TLS failure toward each peer
         self._connections: dict[int, _Connection] = {}
@@ -266,7 +269,8 @@ class SipNetwork:
         return target
 
     def _supported(self) -> set[str]:
-        return set(self.ports) | ({"tls"} if self.tls_client is not None else set())
+        tls_client = self.tls_client is not None or self.make_tls_client is not None
+        return set(self.ports) | ({"tls"} if tls_client else set())
 
     async def resolve(self, uri: SipUri, transport: str | None = None) -> Peer:
         """The first target for ``uri`` (see ``locate``)."""
@@ -443,6 +447,8 @@ class SipNetwork:
                 return await asyncio.wait_for(asyncio.open_connection(host, port), timeout=CONNECT_TIMEOUT)
             except (OSError, asyncio.TimeoutError) as exc:
                 raise TransportError(f"TCP connection to {_hostport(host, port)} failed: {exc}") from exc
+        if self.tls_client is None and self.make_tls_client is not None:
+            self.tls_client = self.make_tls_client()
         if self.tls_client is None:
             raise TransportError("transport tls is not enabled")
         name = self._server_names.get((host, port), host)
