@@ -1,8 +1,9 @@
-"""The call-setup benchmark's wire clock: INVITE->200 from the kernel's timestamps on lo."""
+"""The call-setup benchmark: its wire clock (INVITE->200 from the kernel's timestamps on lo) and its CPU pinning."""
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,3 +45,16 @@ def test_first_invite_and_first_200_to_it_per_call() -> None:
     assert set(clock.invites) == {b"c1", b"c2"} and set(clock.answers) == {b"c1"}
     (setup_ms,) = clock.setup_ms()
     assert setup_ms >= 50  # from the first INVITE, sent 50 ms before its copy
+
+
+def test_call_setup_pin_keeps_a_process_and_its_threads_on_one_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import call_setup
+
+    cpu = max(os.sched_getaffinity(0))
+    monkeypatch.setitem(call_setup.PIN, "answerer", cpu)
+    script = ("import os, threading; t = threading.Thread(target=lambda: print(sorted(os.sched_getaffinity(0))));"
+              "t.start(); t.join(); print(sorted(os.sched_getaffinity(0)))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30,
+                          preexec_fn=call_setup.pinned("answerer"), check=True)
+    assert done.stdout.split("\n")[:2] == [f"[{cpu}]", f"[{cpu}]"], done.stdout
+    assert call_setup.pinned("sipp") is None  # not pinned: the scheduler's choice
