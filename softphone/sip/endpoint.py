@@ -168,6 +168,7 @@ Admission = Callable[[Request, Peer, float], Refusal | None]
 ClientTransaction = ClientInviteTransaction | ClientNonInviteTransaction
 ServerTransaction = ServerInviteTransaction | ServerNonInviteTransaction
 _CLIENTS = (ClientInviteTransaction, ClientNonInviteTransaction)
+_SERVERS = (ServerInviteTransaction, ServerNonInviteTransaction)
 
 
 @dataclass
@@ -217,7 +218,7 @@ class Endpoint:
         latest: float | None = None
         for e in self._servers.values():
             tx = e.transaction
-            if e.request.method != method or tx.state != "completed" or isinstance(tx, _CLIENTS):
+            if e.request.method != method or tx.state != "completed" or not isinstance(tx, _SERVERS):
                 continue
             gap = min(tx.last_copy - tx.created + t1, t2)
             due = tx.last_copy + gap + min(2 * gap, t2) + t1 / 2
@@ -319,7 +320,7 @@ class Endpoint:
             log.debug("no server transaction for %s %s any more", request.method, request.call_id)
             return
         transaction = entry.transaction
-        assert isinstance(transaction, (ServerInviteTransaction, ServerNonInviteTransaction))
+        assert isinstance(transaction, _SERVERS)
         outputs = transaction.respond(response, now)
         self._run(entry, outputs, self._servers, key)
         if request.method == "INVITE" and 200 <= response.status < 300:
