@@ -387,6 +387,8 @@ class Phone:
     def _media_for(self, host: str, choice: MediaChoice) -> ice.Prepared:
         bind = self.bind if not is_unspecified(self.bind) else ("::" if ":" in host else "0.0.0.0")
         user = self.identity.uri.as_sip().user or "-"
+        if self.config.net.firewall_policy == FirewallPolicy.STUN:  # its queries read the sockets themselves
+            return prepare_media(self.config, bind, host, choice, user)
         self.network.loop.call_soon(self._spare_ports.refill)  # runs once the answer or offer has left
         return prepare_media(self.config, bind, host, choice, user, self._spare_ports.take)
 

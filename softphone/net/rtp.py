@@ -33,11 +33,31 @@ class RtpPortPair:
         self._early: list[tuple[bool, bytes, Address]] = []
         self._handed: list[socket.socket] = []  # sockets given to a transport, which closes them
         self._closed = False
+        self._starting: asyncio.Future[None] | None = None
+        self.taken = True  # False while it waits as a spare: what comes then is dropped
         self.sent_errors = 0
 
     async def start(self) -> None:
         """Hand both sockets to the event loop; datagrams go to ``on_rtp``/``on_rtcp``."""
-        if self._transports or self._closed:
+        self.start_soon()
+        assert self._starting is not None
+        await asyncio.shield(self._starting)  # a caller given up does not stop it halfway
+
+    def start_soon(self) -> None:
+        """Begin handing both sockets to the running event loop; ``start`` waits for it."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+
+    def started(self) -> bool:
+        """Whether both sockets are the loop's: it reads whatever reaches them."""
+        return self._starting is not None and self._starting.done() and len(self._transports) == 2
+
+    def take(self) -> None:
+        """A spare's call has it: what comes from now on is kept for the call."""
+        self.taken = True
+
+    async def _start(self) -> None:
+        if self._closed:
             return
         loop = asyncio.get_running_loop()
         for sock, is_rtcp in ((self.rtp, False), (self.rtcp, True)):
@@ -62,6 +82,8 @@ class RtpPortPair:
             self.deliver(is_rtcp, data, addr)
 
     def deliver(self, is_rtcp: bool, data: bytes, addr: Address) -> None:
+        if not self.taken:
+            return  # a spare's: an old stream, a scan
         receiver = self.on_rtcp if is_rtcp else self.on_rtp
         if receiver is not None:
             receiver(data, addr)
@@ -168,11 +190,16 @@ class SparePairs:
     ahead: a new call takes its pairs without binding on its way to the answer, and ``refill``
     binds as many as the last call took once the answer has left. Only for a range or any free
     pair: a single configured port (linphone's default 7078) is bound by its call, so that it
-    stays free while the phone is idle."""
+    stays free while the phone is idle.
+
+    Refilled in a running event loop, a spare is handed to the loop at once, which drops what
+    reaches it until a call takes it: taking it makes no system call. Without a loop, taking it
+    reads off what came before (``drain``)."""
 
     def __init__(self) -> None:
         self._spares: dict[tuple[str, tuple[int, int]], list[RtpPortPair]] = {}
         self._wanted: dict[tuple[str, tuple[int, int]], int] = {}  # taken since the last refill
+        self._loop: asyncio.AbstractEventLoop | None = None  # where the spares were started
 
     def take(self, host: str, port_range: tuple[int, int]) -> RtpPortPair:
         low, high = port_range
@@ -184,18 +211,32 @@ class SparePairs:
         if not spares:
             return open_port_pair(host, port_range)
         pair = spares.pop()
-        pair.drain()
+        if self._loop is not None and pair.started():
+            # what reached it before now may wait in this loop turn's events, behind the one
+            # that called us: the pair is taken once they have been handled (and dropped)
+            self._loop.call_soon(pair.take)
+        else:
+            pair.drain()
+            pair.take()
         return pair
 
     def refill(self) -> None:
         wanted, self._wanted = self._wanted, {}
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
         for key, count in wanted.items():
             spares = self._spares.setdefault(key, [])
             while len(spares) < min(count, MAX_SPARES):
                 try:
-                    spares.append(open_port_pair(*key))
+                    pair = open_port_pair(*key)
                 except TransportError:
                     break  # none free now: the next call binds its own
+                pair.taken = False
+                if self._loop is not None:
+                    pair.start_soon()
+                spares.append(pair)
 
     def held(self) -> list[int]:
         """The RTP ports of the pairs bound ahead."""

@@ -13,7 +13,7 @@ import pytest
 
 from softphone.agent import IncomingPolicy
 from softphone.config import loads
-from softphone.net.rtp import MAX_SPARES, SparePairs
+from softphone.net.rtp import MAX_SPARES, RtpPortPair, SparePairs
 from softphone.phone import Phone
 from softphone.sdp.model import SessionDescription
 from softphone.session import MediaChoice
@@ -167,3 +167,56 @@ def _readable(sock: socket.socket) -> bool:
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     return bool(poller.poll(0))
+
+
+def _loops() -> list[object]:
+    import uvloop
+
+    return [pytest.param(asyncio.new_event_loop, id="asyncio"), pytest.param(uvloop.new_event_loop, id="uvloop")]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("new_loop", _loops())
+def test_a_spare_refilled_in_a_loop_is_the_loops_at_once_and_taken_without_a_system_call(new_loop) -> None:
+    """The loop drops what reaches a spare, even what waits in the same loop turn as the INVITE
+    whose call takes it; what comes once the call has it is the call's."""
+
+    async def scenario() -> tuple[list[bytes], bool]:
+        spares = SparePairs()
+        got: list[bytes] = []
+        try:
+            spares.take(HOST, ANY).close()
+            spares.refill()
+            (port,) = spares.held()
+            for _ in range(100):
+                await asyncio.sleep(0.001)
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stray:
+                stray.sendto(b"an old stream", (HOST, port))
+                await asyncio.sleep(0.05)  # read and dropped by the loop
+                stray.sendto(b"an old stream, later", (HOST, port))
+                stray.sendto(b"an old stream, later", (HOST, port + 1))
+                time.sleep(0.05)  # both wait in the loop's next turn, with what takes the pair
+                taken: list[object] = []
+                asyncio.get_running_loop().call_soon(lambda: taken.append(spares.take(HOST, ANY)))
+                await asyncio.sleep(0.05)
+                (pair,) = taken
+                assert isinstance(pair, RtpPortPair)
+                started = pair.started()
+                pair.set_receivers(lambda data, _addr: got.append(data), lambda data, _addr: got.append(data))
+                stray.sendto(b"the new call's", (HOST, port))
+                for _ in range(200):
+                    if got:
+                        break
+                    await asyncio.sleep(0.01)
+            pair.close()
+        finally:
+            spares.close()
+        return got, started
+
+    loop = new_loop()
+    try:
+        got, started = loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    assert started
+    assert got == [b"the new call's"]
