@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -209,6 +210,9 @@ def _setup_logging(verbose: int, quiet: bool = False, log_file: str | None = Non
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # numpy's OpenBLAS would start a thread per further processor, each spinning for about
+    # 100 ms of CPU whenever it waits for work; the phone's vectors are a few hundred samples
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:  # plain ``softphone``: the console on a terminal

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -163,3 +164,21 @@ def test_demo_json_summary(run: Any) -> None:
     assert process.events[-1] is summary, "the summary must be the last line"
     assert summary["result"] == "completed", summary
     assert "answered" in summary["timeline"], summary
+
+
+@pytest.mark.timeout(60)
+def test_the_phones_process_runs_numpy_without_a_blas_thread() -> None:
+    """OpenBLAS starts a thread per further processor, and each spins for about 100 ms of CPU
+    whenever it waits for work: the phone's few hundred samples are no work for them."""
+    code = (
+        "import contextlib, os\n"
+        "from softphone import cli\n"
+        "with contextlib.suppress(SystemExit):\n"
+        "    cli.main(['--version'])\n"
+        "import numpy\n"
+        "print(len(os.listdir('/proc/self/task')))\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.endswith("_NUM_THREADS")}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=50)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == "1", done.stdout
