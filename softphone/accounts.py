@@ -4,10 +4,10 @@ register, and the credentials that go with it (the user agent runs the registrat
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 from softphone.config import Config
 from softphone.errors import ConfigError, ParseError, UsageError
+from softphone.frozen import dataclass
 from softphone.sip.auth import Credentials
 from softphone.sip.headers import NameAddress
 from softphone.sip.message import Request

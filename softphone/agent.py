@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from enum import StrEnum
 
 from softphone.call import (
@@ -37,6 +37,7 @@ from softphone.call.states import CallState, Direction, EndCause, Progress, Tran
 from softphone.callers import Decision, admit
 from softphone.callers import IncomingPolicy as IncomingPolicy  # where the phone and tests find it
 from softphone.errors import ParseError, StateError
+from softphone.frozen import dataclass
 from softphone.registrations import RegistrationOutput, RegistrationSet
 from softphone.sip.dialog import random_token
 from softphone.sip.endpoint import (
@@ -120,8 +121,7 @@ class CallRefused:
 
 @dataclass(frozen=True)
 class TransferCall:
-    """The peer of ``call_id`` transferred us (REFER): the edge calls ``target``, then tells
-    ``transfer_placed`` (or ``transfer_failed``)."""
+    """A REFER from the peer of ``call_id``: the edge calls ``target``, then ``transfer_placed``/``_failed``."""
 
     call_id: str
     target: SipUri

@@ -14,12 +14,12 @@ import fnmatch
 import ipaddress
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from softphone.config import Config
 from softphone.config.private import split_patterns, verifier_for
+from softphone.frozen import dataclass
 from softphone.sip.challenge import DigestVerifier, Verdict
 from softphone.sip.endpoint import Peer
 from softphone.sip.message import Request

@@ -8,10 +8,11 @@ nothing to print).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from typing import Any, ClassVar
 
 from softphone.call.states import CallResult, Direction, EndCause, Progress, TransferState
+from softphone.frozen import dataclass
 
 _JSON_NAMES: dict[type, tuple[tuple[str, str], ...]] = {}
 

@@ -6,8 +6,9 @@ computes on samples converts with numpy at its own edge.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from softphone.frozen import dataclass
 
 BYTES_PER_SAMPLE = 2
 

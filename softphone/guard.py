@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
 from enum import StrEnum
 
+from softphone.frozen import dataclass
 from softphone.sip.endpoint import Endpoint, Peer, Refusal
 from softphone.sip.message import Request
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import heapq
 import logging
-from dataclasses import dataclass
 from enum import StrEnum
 
+from softphone.frozen import dataclass
 from softphone.sip.dialog import LocalAddress
 from softphone.sip.endpoint import Endpoint, Outgoing, Peer, literal_peer
 from softphone.sip.message import Request, Response

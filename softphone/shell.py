@@ -17,7 +17,6 @@ import shlex
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from softphone.events import (
     StateEvent,
     TransferEvent,
 )
+from softphone.frozen import dataclass
 from softphone.phone import IncomingPolicy, Phone, incoming_policy
 from softphone.session import CallSession
 

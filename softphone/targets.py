@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from softphone.call import Call
 from softphone.call.states import CallState
+from softphone.frozen import dataclass
 from softphone.registrations import RegistrationSet
 from softphone.sip.endpoint import Endpoint, Peer, ResponseReceived, TransactionTimedOut
 from softphone.sip.locate import Failover, Target, is_failure

@@ -3,9 +3,8 @@ state table."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from softphone.call.states import CallResult, CallState, Direction, EndCause, Progress, TransferState
+from softphone.frozen import dataclass
 from softphone.sdp.negotiate import NegotiatedStream, SessionConfig
 from softphone.sip.auth import Credentials
 from softphone.sip.dialog import LocalAddress

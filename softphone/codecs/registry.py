@@ -7,9 +7,9 @@ only when a call uses them.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 from softphone.errors import ConfigError
+from softphone.frozen import dataclass
 
 VIDEO_FEEDBACK = ("nack", "nack pli", "ccm fir")
 

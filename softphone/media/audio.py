@@ -15,13 +15,14 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any, Generic, TypeVar
 
 from softphone.codecs import AudioDecoder, AudioEncoder, CodecError, create_decoder, create_encoder
 from softphone.codecs.dtmf import DtmfReceiver, DtmfSender
 from softphone.devices import AudioSink, AudioSource, open_audio_sink, open_audio_source
 from softphone.frames import AudioFrame
+from softphone.frozen import dataclass
 from softphone.media.clock import MediaClock, Ticker
 from softphone.media.fallback import EventCallback, open_or_fallback
 from softphone.media.gain import apply_gain

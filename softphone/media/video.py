@@ -17,13 +17,14 @@ import concurrent.futures
 import logging
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from softphone.codecs import CodecError, create_video_decoder, create_video_encoder
 from softphone.devices import VideoSink, VideoSource, open_video_sink, open_video_source
 from softphone.devices.registry import parse_device
 from softphone.frames import VideoFrame
+from softphone.frozen import dataclass
 from softphone.media.fallback import EventCallback, open_or_fallback
 from softphone.media.reports import send_reports
 from softphone.media.transport import Address, RtpTransport

@@ -10,10 +10,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from softphone.errors import SdpError, TransportError
+from softphone.frozen import dataclass
 from softphone.net.rtp import RtpPortPair
 from softphone.sdp.ice import Candidate, IceDescription, default_candidate, has_ice
 from softphone.sdp.model import SessionDescription

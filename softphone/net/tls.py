@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import ssl
-from dataclasses import dataclass
 
 from softphone.errors import ConfigError
+from softphone.frozen import dataclass
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ Pure arithmetic: no I/O.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+from softphone.frozen import dataclass
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+
+from softphone.frozen import dataclass
 
 from .packet import RtpPacket
 

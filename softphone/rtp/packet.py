@@ -14,7 +14,8 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from softphone.frozen import dataclass
 
 RTP_VERSION = 2
 FIXED_HEADER_SIZE = 12

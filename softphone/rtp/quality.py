@@ -7,8 +7,10 @@ Pure: the caller reads the counters and says what time it is.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
+
+from softphone.frozen import dataclass
 
 from .emodel import estimate_mos
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+
+from softphone.frozen import dataclass
 
 RTCP_VERSION = 2
 RTCP_SR = 200

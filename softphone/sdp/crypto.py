@@ -11,9 +11,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass
 
 from softphone.errors import SdpError
+from softphone.frozen import dataclass
 
 # suite name -> (master key length, master salt length) in bytes
 # RFC 4568 §6.2.1 (AES_CM_128_HMAC_SHA1_80 and _32: 128-bit key, 112-bit salt);

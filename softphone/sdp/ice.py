@@ -5,9 +5,8 @@ Pure: the candidates come from the network edge as data; this module only reads 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from softphone.errors import SdpError
+from softphone.frozen import dataclass
 from softphone.sdp.model import Attribute, MediaDescription, SessionDescription
 
 CANDIDATE_TYPES = ("host", "srflx", "prflx", "relay")

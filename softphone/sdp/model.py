@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import cached_property
 from typing import Any
 
 from softphone.errors import SdpError
+from softphone.frozen import dataclass
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 

@@ -7,10 +7,11 @@ NegotiatedStream per m-line, which is all the media layer needs to start RTP.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import chain
 
 from softphone.errors import SdpError
+from softphone.frozen import dataclass
 from softphone.sdp.crypto import CryptoAttribute, SrtpKeys, answer_crypto, answer_keys, is_secure_profile, offer_profile
 from softphone.sdp.ice import IceDescription, ice_of
 from softphone.sdp.model import (

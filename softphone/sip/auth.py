@@ -13,8 +13,8 @@ import logging
 import re
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
+from softphone.frozen import dataclass
 from softphone.sip.headers import TOKEN, canonical_name, quote_string
 from softphone.sip.message import Headers, Request, Response
 

@@ -25,9 +25,10 @@ import logging
 import secrets
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 
+from softphone.frozen import dataclass
 from softphone.sip.auth import AuthError, _scan, canonical_algorithm
 from softphone.sip.headers import quote_string
 from softphone.sip.message import Request

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from softphone.frozen import dataclass
 from softphone.sip.headers import NameAddress, Via
 from softphone.sip.message import Headers, Request, Response
 from softphone.sip.randomness import RANDOM

@@ -11,9 +11,10 @@ from __future__ import annotations
 import heapq
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from softphone.errors import ParseError
+from softphone.frozen import dataclass
 from softphone.sip.dialog import random_token
 from softphone.sip.headers import add_tag, canonical_name
 from softphone.sip.malformed import bad_request, salvage_headers

@@ -4,9 +4,9 @@ keep-alives (RFC 5626 §3.5.1)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from softphone.errors import ParseError
+from softphone.frozen import dataclass
 from softphone.sip.message import MAX_MESSAGE_SIZE
 
 KEEPALIVE_PING = b"\r\n\r\n"

@@ -6,9 +6,10 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from softphone.errors import ParseError
+from softphone.frozen import dataclass
 from softphone.sip.uri import (
     Params,
     Uri,

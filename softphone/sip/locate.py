@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 from softphone.errors import TransportError
+from softphone.frozen import dataclass
 from softphone.sip.dialog import new_branch
 from softphone.sip.endpoint import Peer
 from softphone.sip.message import Request

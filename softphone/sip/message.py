@@ -8,10 +8,11 @@ names, ``Name: value`` lines ending in CRLF, a correct Content-Length).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cached_property
 
 from softphone.errors import ParseError
+from softphone.frozen import dataclass
 from softphone.sip.headers import (
     CSeq,
     NameAddress,

@@ -5,9 +5,10 @@ message/sipfrag bodies that report how the referred call goes."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from softphone.errors import ParseError
+from softphone.frozen import dataclass
 from softphone.sip.headers import NameAddress, parse_params
 from softphone.sip.message import Request
 from softphone.sip.uri import SipUri, get_param, unescape

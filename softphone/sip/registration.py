@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Hashable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 
 from softphone.errors import ParseError, StateError
+from softphone.frozen import dataclass
 from softphone.sip.auth import AuthError, Credentials
 from softphone.sip.authenticator import Authenticator
 from softphone.sip.dialog import LocalAddress, random_token

@@ -9,10 +9,11 @@ retransmission a UAS core runs until the ACK arrives (RFC 3261 §13.3.1.4).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, ClassVar
 
 from softphone.errors import StateError
+from softphone.frozen import dataclass
 from softphone.sip.message import Request, Response
 
 

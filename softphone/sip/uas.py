@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
+from softphone.frozen import dataclass
 from softphone.sip.message import Request
 from softphone.sip.uri import SipUri, Uri, is_ip_address
 

@@ -16,10 +16,11 @@ import re
 import string
 import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import TypeAlias
 
 from softphone.errors import ParseError
+from softphone.frozen import dataclass
 
 Params = tuple[tuple[str, str | None], ...]
 

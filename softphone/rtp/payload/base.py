@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
+
+from softphone.frozen import dataclass
 
 from ..packet import FIXED_HEADER_SIZE, RtpPacket, serial_diff
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from softphone.frozen import dataclass
 
 from .base import EncodedFrame, FrameDepacketizer, PayloadError, payload_room
 from .jpeg_tables import STANDARD_HUFFMAN, make_tables

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from softphone.frozen import dataclass
 
 from .base import EncodedFrame, FrameDepacketizer, PayloadError, payload_room, split_evenly
 

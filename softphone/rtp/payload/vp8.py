@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from softphone.frozen import dataclass
 
 from .base import EncodedFrame, FrameDepacketizer, PayloadError, payload_room, split_evenly
 
