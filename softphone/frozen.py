@@ -1,4 +1,5 @@
-"""``dataclass`` for the package's values: frozen for the type checker, cheap to build at run time.
+"""``dataclass`` and ``cached_property`` for the package's values: frozen for the type checker,
+cheap to build at run time.
 
 A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, a call
 through a slot wrapper with an argument tuple: a six-field value takes about four times as
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dataclasses import dataclass
+    from functools import cached_property
 else:
 
     def dataclass(cls: type | None = None, /, **options: Any) -> Any:
@@ -36,5 +38,24 @@ else:
 
         return build if cls is None else build(cls)
 
+    class cached_property:
+        """``functools.cached_property`` without the lock that Python 3.11 takes at each first
+        read (3.12 dropped it): a value computes the field once, and is never shared half-built."""
 
-__all__ = ["dataclass"]
+        def __init__(self, func: Any) -> None:
+            self.func = func
+            self.name = func.__name__
+            self.__doc__ = func.__doc__
+
+        def __set_name__(self, owner: type, name: str) -> None:
+            self.name = name
+
+        def __get__(self, instance: object, owner: type | None = None) -> Any:
+            if instance is None:
+                return self
+            # a read finds the value in the instance's __dict__ from then on, before this descriptor
+            value = instance.__dict__[self.name] = self.func(instance)
+            return value
+
+
+__all__ = ["cached_property", "dataclass"]

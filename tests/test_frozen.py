@@ -87,3 +87,23 @@ def test_the_type_checker_rejects_assigning_a_field_of_a_package_value(tmp_path:
     errors = [line for line in done.stdout.splitlines() if "error:" in line]
     assert len(errors) == 2, done.stdout + done.stderr
     assert all("read-only" in line for line in errors), errors
+
+
+def test_a_cached_property_is_computed_once_per_value() -> None:
+    calls: list[str] = []
+
+    @frozen.dataclass(frozen=True)
+    class Uri:
+        host: str
+
+        @frozen.cached_property
+        def text(self) -> str:
+            """The URI as text."""
+            calls.append(self.host)
+            return f"sip:{self.host}"
+
+    first, second = Uri("a"), Uri("b")
+    assert (first.text, first.text, second.text) == ("sip:a", "sip:a", "sip:b")
+    assert calls == ["a", "b"]
+    assert Uri.text.__doc__ == "The URI as text."  # type: ignore[attr-defined]
+    assert first == Uri("a") and hash(first) == hash(Uri("a"))  # the cache is not a field

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import field
-from functools import cached_property
 from typing import Any
 
 from softphone.errors import SdpError
-from softphone.frozen import dataclass
+from softphone.frozen import cached_property, dataclass
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from softphone.errors import ParseError
-from softphone.frozen import dataclass
+from softphone.frozen import cached_property, dataclass
 from softphone.sip.uri import (
     Params,
     Uri,
@@ -280,7 +280,7 @@ class NameAddress:
     def __str__(self) -> str:
         return self._text
 
-    @functools.cached_property
+    @cached_property
     def _text(self) -> str:
         prefix = ""
         if self.display_name is not None:

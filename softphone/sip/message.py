@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from functools import cached_property
 
 from softphone.errors import ParseError
-from softphone.frozen import dataclass
+from softphone.frozen import cached_property, dataclass
 from softphone.sip.headers import (
     CSeq,
     NameAddress,

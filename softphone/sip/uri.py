@@ -20,7 +20,7 @@ from dataclasses import field, replace
 from typing import TypeAlias
 
 from softphone.errors import ParseError
-from softphone.frozen import dataclass
+from softphone.frozen import cached_property, dataclass
 
 Params = tuple[tuple[str, str | None], ...]
 
@@ -261,7 +261,7 @@ class SipUri:
     def __str__(self) -> str:
         return self._text
 
-    @functools.cached_property
+    @cached_property
     def _text(self) -> str:
         """The URI as written (once: a URI is written into every request that carries it)."""
         params = "".join(f";{n}" if v is None else f";{n}={v}" for n, v in self.params)
