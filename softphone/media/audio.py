@@ -24,7 +24,7 @@ from softphone.devices import AudioSink, AudioSource, open_audio_sink, open_audi
 from softphone.frames import AudioFrame
 from softphone.frozen import dataclass
 from softphone.media.clock import MediaClock, Ticker
-from softphone.media.fallback import EventCallback, open_or_fallback
+from softphone.media.fallback import EventCallback, ignore_event, open_or_fallback
 from softphone.media.gain import apply_gain
 from softphone.media.reports import send_reports
 from softphone.media.transport import Address, RtpTransport
@@ -183,7 +183,7 @@ class AudioStream:
         for device in (self.source, self.sink):
             if device is not None:
                 device.close()
-        self.on_event = _ignore_event  # the call's callback refers back to the call
+        self.on_event = ignore_event  # the call's callback refers back to the call
 
     def update(self, params: AudioParams) -> None:
         """A new negotiation: address, port, codec or direction may have changed."""
@@ -458,10 +458,6 @@ class _Offload(Generic[_In, _Out]):
 
 def _unreachable(item: Any) -> Any:
     raise RuntimeError("work pushed after close")
-
-
-def _ignore_event(name: str, data: dict[str, Any]) -> None:
-    pass
 
 
 def _timed(work: Callable[[_In], _Out], item: _In) -> tuple[_Out, float]:

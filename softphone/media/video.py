@@ -25,7 +25,7 @@ from softphone.devices import VideoSink, VideoSource, open_video_sink, open_vide
 from softphone.devices.registry import parse_device
 from softphone.frames import VideoFrame
 from softphone.frozen import dataclass
-from softphone.media.fallback import EventCallback, open_or_fallback
+from softphone.media.fallback import EventCallback, ignore_event, open_or_fallback
 from softphone.media.reports import send_reports
 from softphone.media.transport import Address, RtpTransport
 from softphone.rtp.nack import NackTracker, ReorderBuffer, SentHistory, hold_time
@@ -166,6 +166,7 @@ class VideoStream:
         for device in (self.source, self.sink):
             if device is not None:
                 device.close()
+        self.on_event = ignore_event  # the call's callback refers back to the call
 
     def update(self, params: VideoParams) -> None:
         """A new negotiation (re-INVITE): follow the address and direction; a new codec
