@@ -74,6 +74,7 @@ class Call:
     _bye: Request | None = None
     transfers: transfer.Transfers = field(default_factory=transfer.Transfers)
     _auth: Authenticator = field(init=False)  # made in __post_init__, with the setup's credentials
+    _contact_uri: tuple[CallSetup, SipUri] | None = None  # for this setup
 
     def __post_init__(self) -> None:
         self._auth = Authenticator(self.setup.credentials)
@@ -104,7 +105,11 @@ class Call:
         return ""
 
     def _contact(self) -> SipUri:
-        return self.setup.local.contact_uri(self.setup.identity.uri.as_sip().user)
+        """One URI for every message of the call (its text is made once), until the setup changes."""
+        made = self._contact_uri
+        if made is None or made[0] is not self.setup:
+            made = self._contact_uri = (self.setup, self.setup.local.contact_uri(self.setup.identity.uri.as_sip().user))
+        return made[1]
 
     def _session(self, direction: str | None = None) -> SessionConfig:
         self._sdp_version += 1
@@ -119,7 +124,7 @@ class Call:
         under load keeps thousands; the session's ``Call`` keeps everything)."""
         kept = copy.copy(self)
         kept.invite = self.invite.identity() if self.invite is not None else None
-        kept.local_sdp = kept.remote_sdp = kept._reinvite_offer = kept._reinvite = None
+        kept.local_sdp = kept.remote_sdp = kept._reinvite_offer = kept._reinvite = kept._contact_uri = None
         kept.streams = ()
         return kept
 
