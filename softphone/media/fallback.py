@@ -19,15 +19,15 @@ log = logging.getLogger(__name__)
 RETRY_AFTER = 10.0  # seconds a device that failed is left alone
 
 EventCallback = Callable[[str, dict[str, Any]], None]
+_Device = TypeVar("_Device")
+
+# (opener, spec) -> (monotonic time of the last failure, its error)
+_failed: dict[tuple[Callable[..., Any], str], tuple[float, str]] = {}
 
 
 def ignore_event(name: str, data: dict[str, Any]) -> None:
     """A stream's events once it has stopped: the call's own callback refers back to the call,
     and a stream that kept it would keep the call in a cycle for the collector to find."""
-_Device = TypeVar("_Device")
-
-# (opener, spec) -> (monotonic time of the last failure, its error)
-_failed: dict[tuple[Callable[..., Any], str], tuple[float, str]] = {}
 
 
 def open_or_fallback(kind: str, opener: Callable[..., _Device], spec: str, fallback: str,

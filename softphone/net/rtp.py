@@ -108,7 +108,7 @@ class RtpPortPair:
 
     def drain(self) -> None:
         """Drop what reached the sockets before a call took them (a scan, a stray stream)."""
-        waiting = [self.rtp, self.rtcp]
+        waiting = [sock for sock in (self.rtp, self.rtcp) if sock.fileno() >= 0]  # one may have failed to start
         if hasattr(select, "poll"):  # one system call when nothing waits (select() ends at descriptor 1023)
             poller = select.poll()
             for sock in waiting:

@@ -13,7 +13,7 @@ import pytest
 
 from softphone.agent import IncomingPolicy
 from softphone.config import loads
-from softphone.net.rtp import MAX_SPARES, RtpPortPair, SparePairs
+from softphone.net.rtp import MAX_SPARES, RtpPortPair, SparePairs, open_port_pair
 from softphone.phone import Phone
 from softphone.sdp.model import SessionDescription
 from softphone.session import MediaChoice
@@ -220,3 +220,17 @@ def test_a_spare_refilled_in_a_loop_is_the_loops_at_once_and_taken_without_a_sys
         loop.close()
     assert started
     assert got == [b"the new call's"]
+
+
+def test_draining_a_pair_whose_socket_failed_to_start_reads_the_other() -> None:
+    """A socket the loop would not take is closed (RtpPortPair._start): draining skips it."""
+    pair = open_port_pair(HOST, ANY)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stray:
+            stray.sendto(b"an old stream", (HOST, pair.port))
+            time.sleep(0.05)
+        pair.rtcp.close()
+        pair.drain()
+        assert not _readable(pair.rtp)
+    finally:
+        pair.close()
