@@ -194,6 +194,7 @@ class Endpoint:
     _answers: dict[tuple[object, ...], _AnswerEntry] = field(default_factory=dict)
     _outbox: list[Outgoing] = field(default_factory=list)
     _trying_owed: list[tuple[object, ...]] = field(default_factory=list)  # INVITEs not answered yet
+    _last_key: tuple[Request, tuple[object, ...]] | None = None  # the last request received, and its key
     _deadlines: list[tuple[float, int, str, tuple[object, ...]]] = field(default_factory=list)
     _sequence: int = 0
     admit: Admission | None = None  # asked about each new request (not ACK) before it gets a transaction
@@ -256,6 +257,7 @@ class Endpoint:
     def _receive_request(self, request: Request, source: Peer, now: float) -> list[Event]:
         request = _stamp_received(request, source)
         key = server_key(request)
+        self._last_key = (request, key)  # the TU answers it at once, most often
         entry = self._servers.get(key)
         if entry is not None:
             server = entry.transaction
@@ -315,7 +317,8 @@ class Endpoint:
 
     def respond(self, request: Request, response: Response, now: float) -> None:
         """Send ``response`` to ``request`` through its server transaction."""
-        key = server_key(request)
+        last = self._last_key
+        key = last[1] if last is not None and last[0] is request else server_key(request)
         entry = self._servers.get(key)
         if entry is None:
             log.debug("no server transaction for %s %s any more", request.method, request.call_id)
