@@ -481,6 +481,29 @@ def _response_peer(message: Message, source: Peer) -> Peer:
     return Peer(source.transport, host, via.port or 5060)
 
 
+def _copied(request: Request, to_tag: str | None, routes: bool) -> list[tuple[str, str]]:
+    # "The Via header field values in the response MUST equal the Via header field
+    # values in the request and MUST maintain the same ordering." (RFC 3261 §8.2.6.2)
+    copied = request.headers.items  # their names are canonical already
+    pairs: list[tuple[str, str]] = [item for item in copied if item[0] == "Via"]
+    if routes:
+        # "The UAS MUST copy all Record-Route header field values from the request into
+        # the response ... and MUST maintain the order of those values." (§12.1.1)
+        pairs += [item for item in copied if item[0] == "Record-Route"]
+    # "The From field of the response MUST equal the From header field of the request.
+    # The Call-ID header field of the response MUST equal the Call-ID header field of
+    # the request. The CSeq header field of the response MUST equal the CSeq field of
+    # the request." (§8.2.6.2)
+    pairs.append(("From", request.required("From")))
+    to_value = request.required("To")
+    if to_tag is not None and request.to_addr.tag is None:
+        # "the URI in the To header field in the response MUST equal the URI in the To
+        # header field; additionally, the UAS MUST add a tag" (§8.2.6.2)
+        to_value = add_tag(to_value, to_tag)
+    pairs += [("To", to_value), ("Call-ID", request.call_id), ("CSeq", request.required("CSeq"))]
+    return pairs
+
+
 def build_response(
     request: Request,
     status: int,
@@ -494,25 +517,14 @@ def build_response(
     """A response to ``request`` with the headers RFC 3261 §8.2.6.2 says to copy,
     copied byte for byte; ``to_tag`` is added to a To without a tag unless the
     status is 100 (when the To has a tag already, it is kept as it is)."""
-    # "The Via header field values in the response MUST equal the Via header field
-    # values in the request and MUST maintain the same ordering." (RFC 3261 §8.2.6.2)
-    copied = request.headers.items  # their names are canonical already
-    pairs: list[tuple[str, str]] = [item for item in copied if item[0] == "Via"]
-    if 100 < status < 300:
-        # "The UAS MUST copy all Record-Route header field values from the request into
-        # the response ... and MUST maintain the order of those values." (§12.1.1)
-        pairs += [item for item in copied if item[0] == "Record-Route"]
-    # "The From field of the response MUST equal the From header field of the request.
-    # The Call-ID header field of the response MUST equal the Call-ID header field of
-    # the request. The CSeq header field of the response MUST equal the CSeq field of
-    # the request." (§8.2.6.2)
-    pairs.append(("From", request.required("From")))
-    to_value = request.required("To")
-    if to_tag is not None and status > 100 and request.to_addr.tag is None:
-        # "the URI in the To header field in the response MUST equal the URI in the To
-        # header field; additionally, the UAS MUST add a tag" (§8.2.6.2)
-        to_value = add_tag(to_value, to_tag)
-    pairs += [("To", to_value), ("Call-ID", request.call_id), ("CSeq", request.required("CSeq"))]
+    tag = to_tag if status > 100 else None
+    routes = 100 < status < 300
+    held = vars(request).get("_copied")  # a 180 and its 200 copy the same lines: once
+    if held is not None and held[0] == tag and held[1] == routes:
+        pairs = list(held[2])
+    else:
+        pairs = _copied(request, tag, routes)
+        vars(request)["_copied"] = (tag, routes, tuple(pairs))
     pairs += [(canonical_name(name), value) for name, value in extra]
     if content_type is not None:
         pairs.append(("Content-Type", content_type))

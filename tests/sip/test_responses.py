@@ -72,6 +72,27 @@ def test_to_tag_is_appended_and_the_rest_kept() -> None:
     assert response.to_addr.uri.matches(request.to_addr.uri)
 
 
+def test_responses_to_one_request_each_get_their_own_tag_and_routes() -> None:
+    """A 180 and its 200 copy the request's lines once; another tag or status class does not
+    reuse them."""
+    request = parse_message(ODD_INVITE)
+    assert isinstance(request, Request)
+    to = b"Bob <sip:%62ob@Biloxi.Example.COM;user=phone> ; Purpose = test"
+    routes = line(ODD_INVITE, b"Record-Route")
+    for status, tag, expected_to, expected_routes in (
+        (100, "b1", to, []),
+        (180, "b1", to + b";tag=b1", routes),
+        (200, "b1", to + b";tag=b1", routes),
+        (200, "b2", to + b";tag=b2", routes),
+        (486, "b2", to + b";tag=b2", []),
+        (180, None, to, routes),
+        (100, "b1", to, []),
+    ):
+        data = bytes(build_response(request, status, to_tag=tag))
+        assert (line(data, b"To"), line(data, b"Record-Route")) == ([expected_to], expected_routes), (status, tag)
+        assert line(data, b"Via") == line(ODD_INVITE, b"v") + line(ODD_INVITE, b"Via")
+
+
 def test_no_to_tag_on_100_trying() -> None:
     request = parse_message(ODD_INVITE)
     assert isinstance(request, Request)
