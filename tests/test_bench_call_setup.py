@@ -58,3 +58,40 @@ def test_call_setup_pin_keeps_a_process_and_its_threads_on_one_cpu(monkeypatch: 
                           preexec_fn=call_setup.pinned("answerer"), check=True)
     assert done.stdout.split("\n")[:2] == [f"[{cpu}]", f"[{cpu}]"], done.stdout
     assert call_setup.pinned("sipp") is None  # not pinned: the scheduler's choice
+
+
+def test_call_setup_splits_the_timing_run_into_blocks() -> None:
+    import call_setup
+
+    assert call_setup.blocks(200, 4) == [50, 50, 50, 50]
+    assert call_setup.blocks(10, 4) == [3, 3, 2, 2]
+    assert call_setup.blocks(3, 4) == [1, 1, 1]
+    assert call_setup.blocks(5, 0) == [5]
+
+
+def test_call_setup_stops_the_peer_that_waits_its_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    import call_setup
+
+    def state(pid: int) -> str:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+    def settles(pid: int, wanted: str) -> bool:
+        deadline = time.monotonic() + 5
+        while state(pid) != wanted and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return state(pid) == wanted
+
+    monkeypatch.setattr(call_setup, "RESUME_SETTLE_S", 0.0)
+    peer = call_setup.Answerer()
+    peer.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        call_setup.pause(peer, True)
+        assert settles(peer.proc.pid, "T")
+        with call_setup.measured(peer):
+            assert settles(peer.proc.pid, "R")
+        assert settles(peer.proc.pid, "T")
+        call_setup.pause(peer, False)
+        assert call_setup.stop_pid(peer.proc) is not None
+    finally:
+        peer.proc.kill()
+        peer.proc.wait(5)

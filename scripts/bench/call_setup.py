@@ -6,7 +6,10 @@ in auto-answer mode, no ring delay), SIPp places:
 
 1. ``--calls`` short calls (default 200) at ``--rate`` calls/s (default 20) with the
    scenario tests/interop/scenarios/uac_invite_timing.xml, which logs the INVITE->200
-   time of every call in microseconds (``<gettimeofday>``);
+   time of every call in microseconds (``<gettimeofday>``). The calls go in ``--blocks``
+   blocks (default 4), the peers taking turns (A B, B A, A B, B A): this machine's pace
+   changes from minute to minute, and the turns give both peers the same minutes. Both
+   peers run from the start; the one waiting its turn is stopped (SIGSTOP);
 2. a rate ramp (default 20, 50, 100, 200 calls/s, ``--ramp-seconds`` each, default 5 s),
    stopping at the first rate with a failed call.
 
@@ -30,6 +33,7 @@ and 1.61 ms in three runs in a row (pjsua2's 1.33-1.34 ms). With ``--pin 1,0`` i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import math
@@ -42,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -285,6 +290,7 @@ def _run_sipp(work: Path, tag: str, port: int, calls: int, rate: int, call_ms: i
 
 TCK = os.sysconf("SC_CLK_TCK")
 IDLE_SETTLE_S = 2.0  # after a peer is ready, before its idle activity is measured
+RESUME_SETTLE_S = 0.3  # after a stopped peer is resumed, before its calls
 
 
 def _activity(pid: int) -> tuple[int, int]:
@@ -314,18 +320,68 @@ def clean(run: dict) -> bool:
     return run["sipp_exit"] == 0 and run["failed"] == 0 and run["successful"] == run["calls"]
 
 
-def bench_peer(peer: Answerer, work: Path, args: argparse.Namespace, deadline: Deadline,
-               scenario: Path) -> dict:
-    res: dict = {"peer": peer.name, "port": peer.port}
-    if args.idle_seconds > 0:
-        time.sleep(IDLE_SETTLE_S)  # the softphone loads its media libraries once it listens
-        res["idle"] = idle_activity(peer.proc.pid, args.idle_seconds)
-    main = run_sipp(work, f"{peer.name}_main", peer.port, args.calls, args.rate,
-                    args.call_ms, scenario, min(deadline.left(), 120), wire=args.wire)
-    res["invite_200_ms"] = summary(main.pop("setup_ms"))
-    if "wire_ms" in main:
-        res["wire_invite_200_ms"] = summary(main.pop("wire_ms"))
-    res["main"] = main
+def pause(peer: Answerer, stopped: bool) -> None:
+    """Stop (SIGSTOP) or resume (SIGCONT) a peer: the peer that waits its turn takes no CPU
+    from the one being measured (pjsua2 wakes about 340 times a second when idle)."""
+    if peer.alive():
+        os.kill(peer.proc.pid, signal.SIGSTOP if stopped else signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def measured(peer: Answerer) -> Iterator[None]:
+    """The peer running for one measurement, and stopped again after it."""
+    pause(peer, False)
+    time.sleep(RESUME_SETTLE_S)  # timers that came due while it was stopped fire now, not during a call
+    try:
+        yield
+    finally:
+        pause(peer, True)
+
+
+def blocks(calls: int, count: int) -> list[int]:
+    """``calls`` split into ``count`` blocks (at least one call each) as evenly as it goes."""
+    count = max(1, min(count, calls))
+    return [calls // count + (1 if i < calls % count else 0) for i in range(count)]
+
+
+def timing_runs(peers: dict[str, Answerer], work: Path, args: argparse.Namespace, deadline: Deadline,
+                scenario: Path) -> dict[str, dict]:
+    """The timing run: ``--calls`` to each peer in ``--blocks`` blocks, the peers taking turns
+    (A B, B A, A B ...), so that a change of the machine's pace during the run reaches both
+    alike. Each block runs with the other peers stopped."""
+    runs: dict[str, list[dict]] = {name: [] for name in peers}
+    for i, size in enumerate(blocks(args.calls, args.blocks)):
+        for name in (list(peers) if i % 2 == 0 else list(peers)[::-1]):
+            peer = peers[name]
+            if not peer.alive() or deadline.left() < size / args.rate + 15:
+                continue
+            with measured(peer):
+                runs[name].append(run_sipp(work, f"{name}_main{i}", peer.port, size, args.rate, args.call_ms,
+                                           scenario, min(deadline.left(), size / args.rate + 15), wire=args.wire))
+    results = {}
+    for name, done in runs.items():
+        setup = [t for run in done for t in run.pop("setup_ms")]
+        res: dict = {"invite_200_ms": summary(setup)}
+        wired = bool(done) and all("wire_ms" in run for run in done)
+        wire = [t for run in done for t in run.pop("wire_ms", [])]
+        if not wired:
+            errors = [run["wire_error"] for run in done if "wire_error" in run]
+            main = {"wire_error": errors[0]} if errors else {}
+        else:
+            res["wire_invite_200_ms"] = summary(wire)
+            main = {}
+        main.update({key: sum(run[key] for run in done) for key in ("calls", "successful", "failed", "unfinished")})
+        main.update(rate=args.rate, blocks=len(done), elapsed_s=round(sum(run["elapsed_s"] for run in done), 2),
+                    sipp_exit=next((run["sipp_exit"] for run in done if run["sipp_exit"] != 0), 0 if done else None))
+        res["main"] = main
+        results[name] = res
+    return results
+
+
+def ramp_peer(peer: Answerer, work: Path, args: argparse.Namespace, deadline: Deadline,
+              scenario: Path) -> dict:
+    """The rate ramp, stopping at the first rate with a failed call."""
+    res: dict = {}
     ramp = []
     max_cps = 0
     for rate in args.ramp:
@@ -336,8 +392,9 @@ def bench_peer(peer: Answerer, work: Path, args: argparse.Namespace, deadline: D
         if not peer.alive():
             ramp.append({"rate": rate, "skipped": "peer exited"})
             break
-        run = run_sipp(work, f"{peer.name}_ramp{rate}", peer.port, calls, rate,
-                       args.call_ms, scenario, min(deadline.left() - 5, args.ramp_seconds + 12))
+        with measured(peer):
+            run = run_sipp(work, f"{peer.name}_ramp{rate}", peer.port, calls, rate,
+                           args.call_ms, scenario, min(deadline.left() - 5, args.ramp_seconds + 12))
         t = run.pop("setup_ms")
         run["median_ms"] = round(statistics.median(t), 3) if t else None
         run["achieved_cps"] = round(run["successful"] / run["elapsed_s"], 1) if run["elapsed_s"] else None
@@ -375,7 +432,8 @@ def fmt(v: float | None, unit: str = "") -> str:
 
 def report_text(out: dict) -> str:
     lines = [f"call setup on {HOST}: {out['params']['calls']} calls at "
-             f"{out['params']['rate']} cps, {out['params']['call_ms']} ms calls, "
+             f"{out['params']['rate']} cps in {out['params']['blocks']} blocks, the peers taking turns, "
+             f"{out['params']['call_ms']} ms calls, "
              f"ramp {out['params']['ramp']} cps x {out['params']['ramp_seconds']} s"]
     pin = out["params"].get("pin")
     if pin:
@@ -427,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--calls", type=int, default=200, help="calls of the timing run (default 200)")
     p.add_argument("--rate", type=int, default=20, help="calls/s of the timing run (default 20)")
+    p.add_argument("--blocks", type=int, default=4,
+                   help="blocks of the timing run, the peers taking turns (default 4)")
     p.add_argument("--ramp", default="20,50,100,200",
                    help="comma list of calls/s for the ramp (default 20,50,100,200)")
     p.add_argument("--ramp-seconds", type=float, default=5.0, help="length of each ramp step")
@@ -460,36 +520,43 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.monotonic()
     deadline = Deadline(args.max_time)
     work = Path(tempfile.mkdtemp(prefix="softphone-bench-"))
-    out: dict = {"params": {"calls": args.calls, "rate": args.rate, "ramp": args.ramp,
+    out: dict = {"params": {"calls": args.calls, "rate": args.rate, "blocks": args.blocks, "ramp": args.ramp,
                             "ramp_seconds": args.ramp_seconds, "call_ms": args.call_ms,
                             "scenario": scenario.name, "pin": dict(PIN)}}
     def on_signal(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    started: dict[str, Answerer] = {}
     try:
         for name in peers:
-            peer: Answerer | None = None
             try:
                 if name == "softphone":
-                    peer = SoftphoneAnswerer(work, args.python)
+                    peer: Answerer = SoftphoneAnswerer(work, args.python)
                 elif name == "pjsua2":
                     peer = Pjsua2Answerer(work, args.python, deadline.left() + 5)
                 else:
                     raise SystemExit(f"unknown peer {name!r}")
-                # give each peer at most its share of what is left
-                share = Deadline(deadline.left() / (len(peers) - peers.index(name)))
-                out[name] = bench_peer(peer, work, args, share, scenario)
             except RuntimeError as e:
                 out[name] = {"peer": name, "error": str(e)}
-            finally:
-                if peer is not None:
-                    rc = peer.stop()
-                    if name in out:
-                        out[name]["exit_code"] = rc
+                continue
+            started[name] = peer
+            time.sleep(IDLE_SETTLE_S)  # the softphone loads its media libraries once it listens
+            out[name] = {"peer": name, "port": peer.port}
+            if args.idle_seconds > 0:
+                out[name]["idle"] = idle_activity(peer.proc.pid, args.idle_seconds)
+            pause(peer, True)
+        for name, res in timing_runs(started, work, args, deadline, scenario).items():
+            out[name].update(res)
+        for name, peer in started.items():
+            share = Deadline(deadline.left() / (len(started) - list(started).index(name)))
+            out[name].update(ramp_peer(peer, work, args, share, scenario))
     except KeyboardInterrupt:
         out["interrupted"] = True
     finally:
+        for name, peer in started.items():
+            pause(peer, False)  # a stopped process would not see SIGTERM
+            out[name]["exit_code"] = peer.stop()
         if args.keep or any("error" in (out.get(n) or {}) for n in peers):
             out["workdir"] = str(work)
         else:
