@@ -258,15 +258,19 @@ class Endpoint:
         request = _stamp_received(request, source)
         key = server_key(request)
         self._last_key = (request, key)  # the TU answers it at once, most often
+        if request.method == "ACK":
+            # the ACK ends the 2xx's retransmissions (RFC 3261 §13.3.1.4), whether it comes with
+            # a branch of its own or through the INVITE's transaction (RFC 6026 §7.1: a reused
+            # branch, or an RFC 2543 peer)
+            answer = self._answers.pop((request.call_id, request.cseq.number), None)
+            if answer is not None:
+                answer.retransmission.ack_received()  # its heap entry goes stale
         entry = self._servers.get(key)
         if entry is not None:
             server = entry.transaction
             assert isinstance(server, ServerTransaction)  # only server transactions are in _servers
             return self._run(entry, server.receive(request, now), self._servers, key)
         if request.method == "ACK":
-            answer = self._answers.pop((request.call_id, request.cseq.number), None)
-            if answer is not None:
-                answer.retransmission.ack_received()  # its heap entry goes stale
             return [AckReceived(request, source)]
         refusal = self.admit(request, source, now) if self.admit is not None else None
         if refusal is not None:

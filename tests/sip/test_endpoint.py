@@ -106,6 +106,25 @@ def test_2xx_is_retransmitted_until_the_ack() -> None:
     assert replies(endpoint) == []
 
 
+def test_an_ack_that_reuses_the_invites_branch_ends_the_2xx_retransmissions_too() -> None:
+    """RFC 6026 §7.1: an ACK keyed to the INVITE's transaction (its branch reused, or an RFC 2543
+    peer without the magic cookie) is passed up through it; it ends the 2xx's retransmissions
+    (RFC 3261 §13.3.1.4) as an ACK with a branch of its own does."""
+    for invite in (INVITE, INVITE.replace(b"branch=z9hG4bKabc", b"branch=2543abc")):
+        endpoint = Endpoint(Timers())
+        request = endpoint.receive(invite, SOURCE, 0.0)[0].request  # type: ignore[union-attr]
+        endpoint.datagrams_to_send()
+        endpoint.respond(request, build_response(request, 200, to_tag="b1"), 0.0)
+        assert [r.status for r, _ in replies(endpoint)] == [200]
+        ack = invite.replace(b"INVITE sip", b"ACK sip").replace(b"7 INVITE", b"7 ACK")
+        ack = ack.replace(b"To: <sip:bob@127.0.0.1>", b"To: <sip:bob@127.0.0.1>;tag=b1")
+        events = endpoint.receive(ack, SOURCE, 0.1)
+        assert len(events) == 1 and isinstance(events[0], AckReceived)
+        for now in (0.5, 1.5, 3.5, 10.0):
+            endpoint.handle_timer(now)
+            assert replies(endpoint) == [], (invite, now)
+
+
 def test_malformed_request_with_usable_via_gets_400() -> None:
     endpoint = Endpoint(Timers())
     bad = INVITE.replace(b"CSeq: 7 INVITE", b"CSeq: seven INVITE")
