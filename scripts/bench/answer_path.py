@@ -11,6 +11,7 @@ SIPp's 0-ms calls do. The first ``--skip`` INVITEs (default 5) are not counted.
     .venv/bin/python scripts/bench/answer_path.py                # 1 ms and 50 ms between calls
     .venv/bin/python scripts/bench/answer_path.py --gap-ms 50 --profile
     .venv/bin/python scripts/bench/answer_path.py --instructions    # counted by valgrind
+    .venv/bin/python scripts/bench/answer_path.py --cache-lines     # and the cache lines it fetches
 
 With 1 ms between calls the interpreter's code and data are mostly still in the caches. With
 50 ms, as in ``call_setup.py`` at 20 calls/s, they have to come back from memory. ``--profile``
@@ -18,6 +19,9 @@ adds cProfile's figures for the path to the 200, summed per source file, and the
 functions. ``--instructions`` runs it under valgrind's callgrind instead (``valgrind`` on the
 PATH; 30 calls 200 ms apart) and gives the instructions of the phone's thread from each
 INVITE's datagram to its 200, which do not depend on what else the machine does.
+``--cache-lines`` does the same with callgrind's cache simulation (32 KiB first-level caches,
+a 1 MiB last level like this machine's L2 per core), 96 MiB written before each counted INVITE
+to empty them: the lines a cold answer has to fetch, for its instructions and its data.
 """
 from __future__ import annotations
 
@@ -69,6 +73,8 @@ REQUEST = (
     "{content_type}Content-Length: {length}\r\n\r\n{body}"
 )
 TO_TAG = re.compile(rb"\r\nTo:[^\r]*;tag=([^;\r]+)")
+FLUSH = bytearray(0)  # --flush: more than any cache simulated
+CACHES = ["--cache-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64", "--LL=1048576,16,64"]
 
 
 def request(method: str, n: int, cseq: int, port: int, sport: int, to_tag: str = "") -> bytes:
@@ -121,6 +127,8 @@ async def feed(phone: Phone, args: argparse.Namespace, gap: float, sink: socket.
         counted = n >= args.skip
         if counted and profiler is not None:
             profiler.enable()
+        if counted and args.flush:
+            FLUSH[::64] = bytes(len(FLUSH) // 64)  # a write to every line: the caches hold nothing of the phone
         watch.started = time.perf_counter() if counted else None
         invite = request("INVITE", n, 1, port, sport)
         if counted and args.marked:  # under callgrind: functools.reduce marks each counted INVITE
@@ -193,12 +201,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="cProfile the path to the 200 (slows it down)")
     p.add_argument("--instructions", action="store_true",
                    help="count the path's instructions under valgrind's callgrind (30 calls, 200 ms apart)")
+    p.add_argument("--cache-lines", action="store_true",
+                   help="the same with callgrind's cache simulation, the caches emptied before each INVITE")
     p.add_argument("--marked", action="store_true", help=argparse.SUPPRESS)  # the run that callgrind counts
+    p.add_argument("--flush", action="store_true", help=argparse.SUPPRESS)  # empties the caches before each
     args = p.parse_args(argv)
     if args.calls <= args.skip:
         p.error("--calls must be above --skip")
-    if args.instructions:
-        return count_instructions()
+    if args.flush:
+        FLUSH.extend(bytes(96 << 20))
+    if args.instructions or args.cache_lines:
+        return count_instructions(caches=args.cache_lines)
     print(f"datagram -> 200 handed to the socket, SIPp's audio+video INVITE, {args.calls - args.skip} calls")
     for gap in args.gap_ms:
         profiler = cProfile.Profile() if args.profile else None
@@ -213,31 +226,38 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def count_instructions(calls: int = 30, skip: int = 10) -> int:
+def count_instructions(calls: int = 30, skip: int = 10, caches: bool = False) -> int:
     """This script under callgrind, a profile dumped at each mark: a dump that ends at a 200
-    (zlib.crc32) holds what the phone's thread did since its INVITE (functools.reduce)."""
+    (zlib.crc32) holds what the phone's thread did since its INVITE (functools.reduce). With
+    ``caches``, callgrind simulates the caches and the script empties them before each INVITE."""
     with tempfile.TemporaryDirectory(prefix="softphone-callgrind-") as work:
-        cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--dump-before=functools_reduce",
-               "--dump-before=zlib_crc32", sys.executable, str(Path(__file__).resolve()), "--marked",
+        cmd = ["valgrind", "--tool=callgrind", *(CACHES if caches else []), "--separate-threads=yes",
+               "--dump-before=functools_reduce", "--dump-before=zlib_crc32", sys.executable,
+               str(Path(__file__).resolve()), "--marked", *(["--flush"] if caches else []),
                "--calls", str(calls), "--skip", str(skip), "--gap-ms", "200"]
         try:
             done = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=900)
         except FileNotFoundError:
             print("valgrind is not installed")
             return 1
-        counts = []
+        counts: list[list[int]] = []
         for dump in Path(work).glob("callgrind.out.*-01"):  # thread 1: the event loop's
             text = dump.read_text()
             if "Trigger: --dump-before=zlib_crc32" in text:
-                found = re.search(r"^summary: (\d+)", text, re.M)
+                found = re.search(r"^summary: ([\d ]+)$", text, re.M)
                 if found:
-                    counts.append(int(found.group(1)))
+                    counts.append([int(n) for n in found.group(1).split()])
     if not counts:
         print("no 200 counted:", done.stderr[-2000:])
         return 1
-    counts.sort()
-    print(f"INVITE datagram -> 200 handed to the socket: median {statistics.median(counts) / 1e6:.3f} M "
-          f"instructions (min {counts[0] / 1e6:.3f} M, max {counts[-1] / 1e6:.3f} M, {len(counts)} answers)")
+    ir = sorted(c[0] for c in counts)
+    print(f"INVITE datagram -> 200 handed to the socket: median {statistics.median(ir) / 1e6:.3f} M "
+          f"instructions (min {ir[0] / 1e6:.3f} M, max {ir[-1] / 1e6:.3f} M, {len(counts)} answers)")
+    if caches:  # events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
+        code, read, written = (statistics.median(c[i] for c in counts) for i in (6, 7, 8))
+        lines = code + read + written
+        print(f"lines fetched into the emptied caches (median): {code:.0f} of instructions, {read:.0f} read, "
+              f"{written:.0f} written: {lines:.0f} lines, {lines * 64 / 1024:.0f} KiB")
     return 0
 
 
