@@ -152,7 +152,7 @@ class CallRecord:
     transfer_of: str | None = None  # the call whose peer transferred us to this one
 
     def mark(self, name: str, now: float) -> None:
-        self.timeline.setdefault(name, round(now - self.started, 6))
+        self.timeline.setdefault(name, now - self.started)  # the summary rounds: round(x, 6) calls snprintf
 
 
 class UserAgent:

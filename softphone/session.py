@@ -296,7 +296,8 @@ class CallSession:
         call = self.call
         return CallSummary(
             call.result, call.final_code, call.cause, self.call_id, call.direction, call.remote_party,
-            self.transport, dict(self.timeline), streams["audio"], streams["video"], reason,
+            self.transport, {name: round(at, 6) for name, at in self.timeline.items()}, streams["audio"],
+            streams["video"], reason,
             advertised=call.setup.local.advertised, target=_target_of(self.record.first_hop),
         )
 

@@ -103,6 +103,7 @@ def test_caller_hangs_up(softphone: Any, route: tuple[str, str]) -> None:
         )
     timeline = summary["timeline"]
     assert timeline["invite_sent"] <= timeline["answered"] <= timeline["bye"]
+    assert all(at == round(at, 6) for at in timeline.values()), timeline  # seconds to the microsecond
     assert timeline["bye"] - timeline["answered"] >= 0.9, (
         f"--duration 1 not honoured: {timeline}"
     )
