@@ -464,7 +464,8 @@ def answer_offer(
     reasons: list[str] = []
     unused = list(cfg.streams)
     for index, m in enumerate(offer.media):
-        stream = next((s for s in unused if s.kind == m.media), None)
+        kind = [s for s in unused if s.kind == m.media]  # not next(generator): left early, it raises inside
+        stream = kind[0] if kind else None
         outcome = _why_not(m, stream)
         if stream is not None and outcome is None:
             accepted = _accept(offer, index, stream, cfg)
@@ -478,7 +479,7 @@ def answer_offer(
         log.info("declining m-line %d (%s): %s", index, m.media, outcome)
         lines.append(_reject(m))
         streams.append(_declined(index, m))
-    if not any(not s.declined for s in streams):
+    if not [s for s in streams if not s.declined]:
         detail = "; ".join(reasons) or "the offer has no m= lines"
         raise SdpError(f"no acceptable media: {detail}")
     return _session(cfg, lines), streams

@@ -335,7 +335,8 @@ class Endpoint:
             # RFC 3261 §13.3.1.4: "the 2xx response is passed to the transport with an
             # interval that starts at T1 seconds and doubles for each retransmission
             # until it reaches T2 seconds", until the ACK arrives.
-            data = next((o.data for o in outputs if isinstance(o, Send)), None) or bytes(response)
+            sent = [o.data for o in outputs if isinstance(o, Send)]
+            data = sent[0] if sent else bytes(response)
             retransmission = AnswerRetransmission(data, reliable=entry.peer.reliable, timers=self.timers, now=now)
             akey = (request.call_id, request.cseq.number)
             self._answers[akey] = _AnswerEntry(retransmission, entry.peer, response)

@@ -138,8 +138,10 @@ class TimerSet:
 
     def next_deadline(self) -> float | None:
         armed = self._armed
-        if len(armed) < 2:  # a transaction mostly has none or one
-            return next((d.at for d in armed.values()), None)
+        if len(armed) < 2:  # a transaction mostly has none or one (a loop: a generator left early raises inside)
+            for deadline in armed.values():
+                return deadline.at
+            return None
         return min(d.at for d in armed.values())
 
     def pop_due(self, now: float, *, immediate_only: bool = False) -> str | None:
