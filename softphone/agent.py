@@ -403,7 +403,7 @@ class UserAgent:
     ]:
         """A call placed for a transfer tells its progress to the transferor (NOTIFY sipfrag)."""
         original = self.calls.get(record.transfer_of) if record.transfer_of is not None else None
-        status = transfers.status_to_report(command)
+        status = transfers.status_to_report(command) if original is not None else None
         if original is None or status is None:
             return []
         return self._run(original, transfers.notify(original.call, status, reason_phrase(status)), now)
@@ -429,7 +429,7 @@ class UserAgent:
 
     def _on_state(self, record: CallRecord, state: Progress, now: float) -> None:
         if state in (Progress.TRYING, Progress.RINGING, Progress.ANSWERED):
-            record.mark(state.value, now)
+            record.mark(state._value_, now)  # not .value: a property written in Python
         if state == Progress.CONFIRMED:
             if record.call.role == "uas":
                 record.mark("ack", now)
