@@ -403,8 +403,7 @@ class UserAgent:
     ]:
         """A call placed for a transfer tells its progress to the transferor (NOTIFY sipfrag)."""
         original = self.calls.get(record.transfer_of) if record.transfer_of is not None else None
-        status = transfers.status_to_report(command) if original is not None else None
-        if original is None or status is None:
+        if original is None or (status := transfers.status_to_report(command)) is None:
             return []
         return self._run(original, transfers.notify(original.call, status, reason_phrase(status)), now)
 

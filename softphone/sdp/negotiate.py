@@ -464,8 +464,8 @@ def answer_offer(
     reasons: list[str] = []
     unused = list(cfg.streams)
     for index, m in enumerate(offer.media):
-        kind = [s for s in unused if s.kind == m.media]  # not next(generator): left early, it raises inside
-        stream = kind[0] if kind else None
+        ours = [s for s in unused if s.kind == m.media]  # not next(generator): left early, it raises inside
+        stream = ours[0] if ours else None
         outcome = _why_not(m, stream)
         if stream is not None and outcome is None:
             accepted = _accept(offer, index, stream, cfg)
