@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import field
+from dataclasses import field, replace
 from typing import Any
 
 from softphone.errors import SdpError
@@ -341,7 +341,29 @@ class SessionDescription:
                 text = text.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise SdpError(f"SDP is not UTF-8: {exc}") from None
-        return _Parser(text).run()
+        # A peer offers the same body call after call but for the o= line, whose session id
+        # and version change (RFC 4566 §5.2): the rest of a body seen before is not parsed
+        # again. Only an o= on the second line, right after v=, is set apart.
+        start = text.find("\n") + 1
+        end = text.find("\n", start) if text.startswith("o=", start) else -1
+        if end < 0:
+            return _Parser(text).run()
+        key = text[:start] + text[end:]
+        known = _PARSED.get(key)
+        if known is None:
+            parsed = _Parser(text).run()
+            if len(_PARSED) >= _PARSED_KEPT:
+                del _PARSED[next(iter(_PARSED))]  # the oldest
+            _PARSED[key] = (text[start:end], parsed)
+            return parsed
+        origin_line, parsed = known
+        if text[start:end] == origin_line:
+            return parsed
+        try:
+            origin = Origin.parse(text[start + 2:end].rstrip("\r"))
+        except SdpError:
+            return _Parser(text).run()  # which names the line
+        return replace(parsed, origin=origin)
 
     def __str__(self) -> str:
         out = [f"v={self.version}", f"o={self.origin}", f"s={self.session_name}"]
@@ -385,6 +407,11 @@ class SessionDescription:
         """b=AS (or b=TIAS / 1000) of m-line ``index``, else the session-level one."""
         found = self.media[index].bandwidth_kbps()
         return found if found is not None else _bandwidth_kbps(self.bandwidths)
+
+
+# bodies parsed, but for their o= line: the o= line and the description
+_PARSED: dict[str, tuple[str, SessionDescription]] = {}
+_PARSED_KEPT = 64
 
 
 class _Parser:

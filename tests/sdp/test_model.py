@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from softphone.errors import SdpError
 from softphone.sdp.model import (
+    _PARSED,
+    _PARSED_KEPT,
     Attribute,
     Connection,
     MediaDescription,
     Origin,
     SessionDescription,
+    _Parser,
     parse_fmtp,
 )
 
@@ -319,3 +324,59 @@ def test_parse_fmtp() -> None:
         "profile-level-id": "42e01f",
         "packetization-mode": "1",
     }
+
+
+def _with_origin(text: str, origin: str) -> str:
+    head, _, rest = text.partition("\r\n")
+    return head + "\r\no=" + origin + "\r\n" + rest.partition("\r\n")[2]
+
+
+def test_a_body_seen_before_is_not_parsed_again() -> None:
+    first = SessionDescription.parse(LINPHONE)
+    again = SessionDescription.parse(LINPHONE.encode())
+    assert again is first  # kept, not parsed again
+    assert again == SessionDescription.parse(LINPHONE + "\r\n")  # another body: parsed
+
+
+def test_a_new_o_line_on_a_kept_body_gives_its_own_origin() -> None:
+    first = SessionDescription.parse(LINPHONE)
+    later = SessionDescription.parse(_with_origin(LINPHONE, "alice 9999 1391 IN IP4 192.168.1.20"))
+    assert later.origin == Origin("alice", "9999", "1391", "IN", "IP4", "192.168.1.20")
+    assert first.origin.session_version == "1390"  # the kept description is untouched
+    assert later.media == first.media and later.attributes == first.attributes
+    assert str(later) == _with_origin(str(first), "alice 9999 1391 IN IP4 192.168.1.20")
+
+
+def test_a_bad_o_line_on_a_kept_body_names_the_line() -> None:
+    SessionDescription.parse(PJSUA)
+    with pytest.raises(SdpError, match=r"line 2 'o=- 1 IN IP4 10.0.0.5': o= needs 6 fields"):
+        SessionDescription.parse(_with_origin(PJSUA, "- 1 IN IP4 10.0.0.5"))
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "v=0\r\ns=-\r\no={o}\r\nt=0 0\r\n",  # o= not second: parsed as it comes
+        "v=0\r\no={o}",  # no line end after o=
+        "v=0\no={o}\ns=-\nt=0 0\n",  # LF only
+        "v=0\r\no={o}\r\ns=-\r\nm=audio 5000 RTP/AVP 0\r\no={o}\r\n",  # and another further on
+        "v=0\r\no={o}\r\ns=-\r\no={o}\r\n",
+    ],
+)
+def test_parse_and_its_kept_bodies_agree(template: str) -> None:
+    def outcome(parse: Callable[[str], SessionDescription], body: str) -> SessionDescription | str:
+        try:
+            return parse(body)
+        except SdpError as exc:
+            return str(exc)
+
+    for origin in ("- 1 1 IN IP4 1.2.3.4", "- 2 7 IN IP4 1.2.3.4", "- 2 7 IN IP4 1.2.3.4", "- 2 7"):
+        body = template.format(o=origin)
+        assert outcome(SessionDescription.parse, body) == outcome(lambda b: _Parser(b).run(), body)
+
+
+def test_the_kept_bodies_are_bounded() -> None:
+    for n in range(_PARSED_KEPT * 2):
+        SessionDescription.parse(GOOD_HEAD + f"m=audio {5000 + 2 * n} RTP/AVP 0\r\n")
+    assert len(_PARSED) == _PARSED_KEPT
+    assert (GOOD_HEAD.replace("o=- 1 1 IN IP4 1.2.3.4\r\n", "") + "m=audio 5000 RTP/AVP 0\r\n") not in _PARSED
