@@ -319,7 +319,7 @@ class _Common:
 def _find_common(m: MediaDescription, ours: tuple[CodecSpec, ...]) -> _Common:
     """Common codecs in our preference order, numbered as in the offer; worked out once for
     each set of offered codecs and of ours (a peer offers the same in each of its calls)."""
-    key = (m.codec_lines(), id(ours))
+    key = (m.codec_lines, id(ours))
     known = _COMMON.get(key)
     if known is not None and known[0] is ours:  # the same tuple, not one that took its id
         return known[1]
