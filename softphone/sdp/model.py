@@ -363,7 +363,7 @@ class SessionDescription:
         if known is None:
             parsed = _Parser(text).run()
             if len(_PARSED) >= _PARSED_KEPT:
-                del _PARSED[next(iter(_PARSED))]  # the oldest
+                _PARSED.pop(next(iter(_PARSED)), None)  # the oldest
             _PARSED[key] = (text[start:end], parsed)
             return parsed
         origin_line, parsed = known
