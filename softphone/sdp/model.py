@@ -353,10 +353,12 @@ class SessionDescription:
                 raise SdpError(f"SDP is not UTF-8: {exc}") from None
         # A peer offers the same body call after call but for the o= line, whose session id
         # and version change (RFC 4566 §5.2): the rest of a body seen before is not parsed
-        # again. Only an o= on the second line, right after v=, is set apart.
+        # again. Only an o= on the second line, right after v=, is set apart; a body larger
+        # than any offer seen in practice is not kept (a stranger's INVITE could hold a
+        # megabyte of parsed attributes in the table otherwise).
         start = text.find("\n") + 1
         end = text.find("\n", start) if text.startswith("o=", start) else -1
-        if end < 0:
+        if end < 0 or len(text) > _PARSED_LARGEST:
             return _Parser(text).run()
         key = text[:start] + text[end:]
         known = _PARSED.get(key)
@@ -424,9 +426,12 @@ class SessionDescription:
         return found if found is not None else _bandwidth_kbps(self.bandwidths)
 
 
-# bodies parsed, but for their o= line: the o= line and the description
+# bodies parsed, but for their o= line: the o= line and the description. A phone talks to a
+# few peers, each with an offer or two; the bodies kept are at most 16 of 4 KiB (an audio and
+# video offer with a dozen codecs is 1-2 KiB).
 _PARSED: dict[str, tuple[str, SessionDescription]] = {}
-_PARSED_KEPT = 64
+_PARSED_KEPT = 16
+_PARSED_LARGEST = 4096
 
 
 class _Parser:

@@ -10,6 +10,7 @@ from softphone.errors import SdpError
 from softphone.sdp.model import (
     _PARSED,
     _PARSED_KEPT,
+    _PARSED_LARGEST,
     Attribute,
     Connection,
     MediaDescription,
@@ -379,4 +380,7 @@ def test_the_kept_bodies_are_bounded() -> None:
     for n in range(_PARSED_KEPT * 2):
         SessionDescription.parse(GOOD_HEAD + f"m=audio {5000 + 2 * n} RTP/AVP 0\r\n")
     assert len(_PARSED) == _PARSED_KEPT
+    large = GOOD_HEAD + "m=audio 5000 RTP/AVP 0\r\n" + "a=x\r\n" * (_PARSED_LARGEST // 5)
+    first = SessionDescription.parse(large)
+    assert SessionDescription.parse(large) is not first and len(first.media[0].attributes) == _PARSED_LARGEST // 5
     assert (GOOD_HEAD.replace("o=- 1 1 IN IP4 1.2.3.4\r\n", "") + "m=audio 5000 RTP/AVP 0\r\n") not in _PARSED
